@@ -1,0 +1,171 @@
+"""Text classification on BERT features: embed the texts with utils.embed, fit a logistic regression on a
+stratified training split, print sklearn's classification report for the test split.
+
+    python classify_demo.py dataset_name imdb N 1000 test_ratio 0.2 model_name bert-base-uncased
+    python classify_demo.py --dataset_name reviews.csv --N 2000 --pooling mean --model_name path/to/model
+
+Both forms work: bare `key value` pairs and `--key value` flags. dataset_name is a hub dataset (its "train"
+split) or a local .csv, .json, .jsonl or .parquet file. The features are computed with datasets' map, so a
+re-run with the same data and options reads them from the datasets cache (HF_DATASETS_CACHE).
+"""
+import argparse
+import functools
+import os
+import sys
+
+import numpy as np
+from datasets import load_dataset
+from datasets.exceptions import DatasetsError
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import classification_report
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from utils import POOLINGS, check_pooling, embed, load_tokenizer_hparams_and_params
+
+DATA_FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset_name", default="imdb",
+                        help="hub dataset or local .csv/.json/.jsonl/.parquet file (default: %(default)s)")
+    parser.add_argument("--text_column", default="text", help="column with the texts (default: %(default)s)")
+    parser.add_argument("--label_column", default="label", help="column with the labels (default: %(default)s)")
+    parser.add_argument("--N", type=int, default=1000, help="rows to use, after shuffling (default: %(default)s)")
+    parser.add_argument("--test_ratio", type=float, default=0.2,
+                        help="share of the rows kept for testing, in (0, 1) (default: %(default)s)")
+    parser.add_argument("--model_name", default="bert-base-uncased",
+                        help="short name, hub id (owner/name) or local folder (default: %(default)s)")
+    parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
+    parser.add_argument("--pooling", choices=POOLINGS, default="pooler",
+                        help="sentence feature: pooler output, [CLS] vector, or masked mean (default: %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
+    parser.add_argument("--num_proc", type=int, default=1, help="processes for feature extraction (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for shuffling and splitting (default: 0)")
+    args = parser.parse_args(bare_pairs_to_flags(argv))
+    if not 0 < args.test_ratio < 1:
+        sys.exit(f"error: test_ratio must be strictly between 0 and 1, got {args.test_ratio}")
+    for name in ("N", "batch_size", "num_proc"):
+        if getattr(args, name) < 1:
+            sys.exit(f"error: {name} must be at least 1, got {getattr(args, name)}")
+    return args
+
+
+def bare_pairs_to_flags(argv):
+    """['N', '1000', '--seed', '1'] -> ['--N', '1000', '--seed', '1']: a bare word where an option name
+    is expected becomes --word; values (even ones starting with '-') are left alone."""
+    flags, expecting_value = [], False
+    for word in argv:
+        if expecting_value:
+            flags.append(word)
+            expecting_value = False
+        elif word.startswith("-"):
+            flags.append(word)
+            expecting_value = "=" not in word and word not in ("-h", "--help")
+        else:
+            flags.append("--" + word)
+            expecting_value = True
+    return flags
+
+
+def load_rows(args):
+    """The dataset's text and label columns, shuffled with the seed, at most N rows."""
+    extension = os.path.splitext(args.dataset_name)[1].lower()
+    if extension in DATA_FILE_FORMATS:
+        if not os.path.isfile(args.dataset_name):
+            sys.exit(f"error: dataset file not found: {args.dataset_name}")
+        load = functools.partial(load_dataset, DATA_FILE_FORMATS[extension], data_files=args.dataset_name)
+    else:
+        load = functools.partial(load_dataset, args.dataset_name)
+    try:
+        dataset = load(split="train")
+    except (DatasetsError, OSError, ValueError) as err:
+        sys.exit(f"error: could not load dataset {args.dataset_name!r}: {err}")
+    columns = (args.text_column, args.label_column)
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        sys.exit(f"error: dataset {args.dataset_name!r} has no column {', '.join(map(repr, missing))} "
+                 f"(it has {', '.join(dataset.column_names)}): choose with --text_column / --label_column")
+    if args.N > len(dataset):
+        print(f"note: N={args.N} is more than the {len(dataset)} rows of the dataset: using all of them",
+              file=sys.stderr)
+    dataset = dataset.select_columns(list(columns)).shuffle(seed=args.seed)
+    return dataset.select(range(min(args.N, len(dataset))))
+
+
+def split_indices(labels, args):
+    """Stratified train/test row indices; exits with one line when the labels do not allow it."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
+        sys.exit(f"error: the labels have {len(classes)} class(es) among {len(labels)} rows; need at least two")
+    try:
+        return train_test_split(np.arange(len(labels)), test_size=args.test_ratio, stratify=labels,
+                                random_state=args.seed)
+    except ValueError as err:
+        sys.exit(f"error: cannot split {len(labels)} rows of {len(classes)} classes (smallest has "
+                 f"{counts.min()}) with test_ratio {args.test_ratio}: {err}")
+
+
+@functools.lru_cache(maxsize=1)
+def load_model(model_name, models_dir):
+    """Loaded once per process; forked map workers inherit the main process's copy."""
+    return load_tokenizer_hparams_and_params(model_name, models_dir)
+
+
+def checkpoint_stamp(model_name):
+    """Names, sizes and modification times of a local checkpoint's files, so that datasets' cache
+    notices a changed checkpoint; hub names are fingerprinted by name alone."""
+    if not os.path.isdir(model_name):
+        return ()
+    entries = sorted(os.scandir(model_name), key=lambda e: e.name)
+    return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file())
+
+
+def embed_batch(batch, text_column, model_name, models_dir, pooling, batch_size, stamp):
+    """datasets.map function: sentence features and a truncation flag for a batch of rows. The arguments
+    are all small, so datasets fingerprints them cheaply; the model is loaded on first use."""
+    del stamp  # only part of the cache fingerprint
+    tokenizer, hparams, params = load_model(model_name, models_dir)
+    max_length = min(512, hparams["max_position_embeddings"])
+    texts = batch[text_column]
+    return {"features": embed(texts, tokenizer, params, hparams, batch_size, pooling, max_length),
+            "truncated": [len(tokenizer.tokenize(text)) + 2 > max_length for text in texts]}
+
+
+def compute_features(dataset, args):
+    kwargs = dict(text_column=args.text_column, model_name=args.model_name, models_dir=args.models_dir,
+                  pooling=args.pooling, batch_size=args.batch_size, stamp=checkpoint_stamp(args.model_name))
+    dataset = dataset.map(embed_batch, batched=True, batch_size=None, fn_kwargs=kwargs,
+                          num_proc=args.num_proc if args.num_proc > 1 else None, desc="features")
+    n_truncated = sum(dataset["truncated"])
+    if n_truncated:
+        print(f"note: {n_truncated} of {len(dataset)} texts are longer than the model's limit and were cut "
+              "(keeping the final [SEP])", file=sys.stderr)
+    return np.asarray(dataset.with_format("numpy")["features"], dtype=np.float32)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    dataset = load_rows(args)
+    labels = np.asarray(dataset[args.label_column])
+    train, test = split_indices(labels, args)
+    try:
+        _, _, params = load_model(args.model_name, args.models_dir)
+        check_pooling(args.pooling, params)
+    except (ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+
+    features = compute_features(dataset, args)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    classifier.fit(features[train], labels[train])
+    classes = np.unique(labels)
+    names = getattr(dataset.features[args.label_column], "names", None)  # a ClassLabel's class names
+    print(classification_report(labels[test], classifier.predict(features[test]), labels=classes,
+                                target_names=[names[c] for c in classes] if names else None,
+                                digits=4, zero_division=0))
+
+
+if __name__ == "__main__":
+    main()

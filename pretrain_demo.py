@@ -1,0 +1,123 @@
+"""BERT's two pre-training tasks on your own sentences: masked-word prediction and next-sentence prediction.
+
+    python pretrain_demo.py --text_a "The apple doesn't fall far from the tree." \\
+        --text_b "Instead, it falls on Newton's head." --mask_prob 0.20
+
+masks a few of the word pieces at random (reproducibly, --seed), lets the model predict them and prints
+`mlm_accuracy = <float>`; with --text_b it also prints `is_next_sentence = True|False`. Write [MASK] into
+the text yourself to have those positions filled in instead.
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from bert import bert, mlm_head, nsp_head
+from utils import load_tokenizer_hparams_and_params
+
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text_a", required=True, help="first sentence")
+    parser.add_argument("--text_b", help="second sentence; enables next-sentence prediction")
+    parser.add_argument("--model_name", default="bert-base-uncased",
+                        help="short name, hub id (owner/name) or local folder (default: %(default)s)")
+    parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
+    parser.add_argument("--mask_prob", type=float, default=0.15,
+                        help="share of word pieces to mask, in [0, 1] (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=123, help="seed for choosing the masked positions")
+    parser.add_argument("--top_k", type=int, default=5, help="candidates shown per masked position")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the masked input, the top-k candidates and the NSP probability")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.mask_prob <= 1.0:
+        parser.error(f"--mask_prob must be between 0 and 1, got {args.mask_prob}")
+    if args.top_k < 1:
+        parser.error(f"--top_k must be at least 1, got {args.top_k}")
+    return args
+
+
+def choose_masked_positions(tokens, mask_prob, seed):
+    """Positions to mask: round(mask_prob * candidates) word pieces (at least one when mask_prob > 0),
+    never [CLS]/[SEP]/[PAD]; the same positions for the same seed."""
+    candidates = [i for i, token in enumerate(tokens) if token not in SPECIAL_TOKENS]
+    n_masked = round(mask_prob * len(candidates))
+    if mask_prob > 0:
+        n_masked = max(n_masked, 1)
+    chosen = np.random.default_rng(seed).choice(candidates, size=min(n_masked, len(candidates)), replace=False)
+    return sorted(int(i) for i in chosen)
+
+
+def softmax(logits):
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def top_k_candidates(probs, tokenizer, k):
+    """[(token, probability), ...] for the k most likely tokens, most likely first."""
+    ids = np.argsort(-probs)[:k]
+    return list(zip(tokenizer.convert_ids_to_tokens([int(i) for i in ids]), probs[ids].tolist()))
+
+
+def format_candidates(candidates):
+    return ", ".join(f"{token} {prob:.4f}" for token, prob in candidates)
+
+
+def run_model(input_ids, segment_ids, masked, params, hparams, with_nsp):
+    """MLM probabilities (len(masked), V) at the masked positions and, with_nsp, the probability that
+    text_b follows text_a. Raises ValueError when the checkpoint lacks a head that is needed."""
+    seq_output, pooled_output = bert(np.asarray([input_ids]), np.asarray([segment_ids]), params, hparams)
+    mlm_probs = softmax(mlm_head(seq_output[0, masked], params, hparams))
+    is_next_prob = float(softmax(nsp_head(pooled_output[0], params))[0]) if with_nsp else None
+    return mlm_probs, is_next_prob
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
+    except (ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+
+    max_length = min(512, hparams["max_position_embeddings"])
+    tokens, input_ids, segment_ids = tokenizer.encode(args.text_a, args.text_b, max_length=max_length)
+    if len(tokens) == max_length:
+        print(f"note: the input was cut to the model's limit of {max_length} tokens", file=sys.stderr)
+
+    fill_mask = [i for i, token in enumerate(tokens) if token == "[MASK]"]
+    masked = fill_mask or choose_masked_positions(tokens, args.mask_prob, args.seed)
+    mask_id = tokenizer.convert_tokens_to_ids(["[MASK]"])[0]
+    masked_ids = [mask_id if i in masked else token_id for i, token_id in enumerate(input_ids)]
+
+    try:
+        mlm_probs, is_next_prob = run_model(masked_ids, segment_ids, masked, params, hparams,
+                                             with_nsp=args.text_b is not None)
+    except ValueError as err:
+        sys.exit(f"error: {err} (model {args.model_name!r}); pretrain_demo needs a checkpoint with "
+                 "pre-training heads, such as bert-base-uncased")
+
+    if args.verbose and not fill_mask:
+        print("masked input:", " ".join(tokenizer.convert_ids_to_tokens(masked_ids)))
+    correct = 0
+    for n, (position, probs) in enumerate(zip(masked, mlm_probs), start=1):
+        candidates = top_k_candidates(probs, tokenizer, args.top_k)
+        if fill_mask:
+            print(f"[MASK] {n} (position {position}): {format_candidates(candidates)}")
+            continue
+        correct += candidates[0][0] == tokens[position]
+        if args.verbose:
+            print(f"position {position}: actual {tokens[position]!r}, predicted {candidates[0][0]!r}; "
+                  f"top-{args.top_k}: {format_candidates(candidates)}")
+    if args.verbose and is_next_prob is not None:
+        print(f"P(text_b follows text_a) = {is_next_prob:.4f}")
+
+    if not fill_mask:
+        print(f"mlm_accuracy = {correct / len(masked) if masked else float('nan')}")
+    if is_next_prob is not None:
+        print(f"is_next_sentence = {is_next_prob > 0.5}")
+
+
+if __name__ == "__main__":
+    main()
