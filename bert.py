@@ -1,0 +1,200 @@
+"""BERT (Devlin et al., 2018, "BERT: Pre-training of Deep Bidirectional Transformers") in NumPy.
+
+Read top to bottom: activations, the two building blocks (dense layer, layer norm), then the model in the
+order data flows through it — embeddings, N encoder layers (multi-head self-attention and feed-forward,
+each followed by a residual connection and layer norm), pooler — and the two pre-training heads (masked
+language model, next sentence prediction).
+
+params is a nested dict of float32 arrays (layout in README.md, "The params layout"); hparams is the
+model's config.json as a dict. Shapes: B = batch, L = sequence length, H = hidden size, I = intermediate
+size, V = vocabulary size, A = attention heads, D = H // A. Everything is float32.
+"""
+import numpy as np
+
+# --- Activations --------------------------------------------------------------------------------------
+
+# erf(z) = tanh(z * P(z^2)): P is a degree-6 polynomial fitted (minimax, z in [0, 4.5]) to artanh(erf(z)) / z.
+# The approximation is within 6e-8 of erf; evaluated in float32 it stays within 1.5e-7 of math.erf.
+# P grows with z^2, so tanh saturates to +-1 exactly where float32 erf does.
+ERF_COEFFICIENTS = np.array([1.128379705434803, 0.10276548184981954, -1.8438481213772036e-4,
+                             -6.2571835640519e-4, 8.971200789915886e-5, -5.985569967442176e-6,
+                             1.5895131123862143e-7], dtype=np.float32)
+
+
+def erf(x):
+    """The error function, elementwise, float32."""
+    s = x * x
+    p = np.full_like(s, ERF_COEFFICIENTS[-1])
+    for c in ERF_COEFFICIENTS[-2::-1]:  # Horner's rule, in place
+        p *= s
+        p += c
+    p *= x
+    return np.tanh(p, out=p)
+
+
+def gelu(x):
+    """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
+    y = erf(x * np.float32(1 / np.sqrt(2)))
+    y += np.float32(1)
+    y *= x
+    y *= np.float32(0.5)
+    return y
+
+
+def gelu_tanh(x):
+    """GELU's tanh approximation: "gelu_new" / "gelu_pytorch_tanh"."""
+    y = np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3))
+    y += np.float32(1)
+    y *= x
+    y *= np.float32(0.5)
+    return y
+
+
+def relu(x):
+    return np.maximum(x, np.float32(0))
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
+
+
+# --- Building blocks ----------------------------------------------------------------------------------
+
+def dense(x, p):  # [..., n_in] -> [..., n_out]
+    """A fully connected layer, x @ w + b, as one matrix product over all leading axes."""
+    y = x.reshape(-1, x.shape[-1]) @ p["w"]
+    y += p["b"]
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def layer_norm(x, p, eps):  # [..., H] -> [..., H]
+    """Normalize each vector to zero mean and unit variance, then scale by g and shift by b."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    var = np.square(x).mean(axis=-1, keepdims=True)
+    x /= np.sqrt(var + np.float32(eps))
+    x *= p["g"]
+    x += p["b"]
+    return x
+
+
+def softmax(x):  # in place, over the last axis
+    x -= x.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
+# --- The model ----------------------------------------------------------------------------------------
+
+def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
+    """Token + position + segment (token type) embeddings, then layer norm."""
+    L = input_ids.shape[1]
+    x = p["word"][input_ids] + p["position"][:L] + p["token_type"][segment_ids]
+    return layer_norm(x, p["ln"], eps)
+
+
+def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] -> [B, L, H]
+    """Multi-head scaled dot-product self-attention: softmax(Q K^T / sqrt(D) + mask) V, all heads at once."""
+    B, L, H = x.shape
+    D = H // n_head
+    qkv = dense(x, p["qkv"]).reshape(B, L, 3, n_head, D).transpose(2, 0, 3, 1, 4)  # [3, B, A, L, D]
+    q, k, v = qkv
+    scores = q @ k.transpose(0, 1, 3, 2)  # [B, A, L, L]
+    scores *= np.float32(1 / np.sqrt(D))
+    scores += mask_bias  # padded keys get a large negative score: zero weight after the softmax
+    context = softmax(scores) @ v  # [B, A, L, D]
+    context = context.transpose(0, 2, 1, 3).reshape(B, L, H)  # heads side by side again
+    return dense(context, p["proj"])
+
+
+def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
+    return dense(activation(dense(x, p["fc"])), p["proj"])
+
+
+def encoder_layer(x, mask_bias, block, n_head, activation, eps):  # [B, L, H] -> [B, L, H]
+    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x))."""
+    x = layer_norm(x + attention(x, mask_bias, block["attn"], n_head), block["ln_1"], eps)
+    return layer_norm(x + feed_forward(x, block["ffn"], activation), block["ln_2"], eps)
+
+
+def pooler(x, p):  # [B, L, H] -> [B, H]
+    """tanh dense layer on the first ([CLS]) token: the sentence-level representation."""
+    return np.tanh(dense(x[:, 0], p))
+
+
+def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
+    """The encoder. input_ids / segment_ids / attention_mask: ints [B, L] (or [L] for one sequence);
+    segment_ids=None means all 0, attention_mask=None means all 1 (1 = real token, 0 = padding).
+    Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler)."""
+    input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
+                                                                   hparams)
+    eps = hparams.get("layer_norm_eps", 1e-12)
+    activation = ACTIVATIONS[hparams.get("hidden_act", "gelu")]
+    mask_bias = np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :]  # [B, 1, 1, L]
+    x = embeddings(input_ids, segment_ids, params["embeddings"], eps)
+    for block in params["blocks"]:
+        x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps)
+    pooled = pooler(x, params["pooler"]) if "pooler" in params else None
+    if single:
+        return x[0], (None if pooled is None else pooled[0])
+    return x, pooled
+
+
+# --- Pre-training heads -------------------------------------------------------------------------------
+
+def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
+    """Masked language model: dense -> activation -> layer norm -> decoder tied to the word embeddings."""
+    if "mlm" not in params:
+        raise ValueError("this checkpoint has no MLM head (it was saved without cls.predictions weights)")
+    p = params["mlm"]
+    h = ACTIVATIONS[hparams.get("hidden_act", "gelu")](dense(seq_output, p["transform"]))
+    h = layer_norm(h, p["ln"], hparams.get("layer_norm_eps", 1e-12))
+    logits = h.reshape(-1, h.shape[-1]) @ params["embeddings"]["word"].T
+    logits += p["bias"]
+    return logits.reshape(*h.shape[:-1], -1)
+
+
+def nsp_head(pooled_output, params):  # [..., H] -> [..., 2]; index 0 = "text_b follows text_a"
+    """Next sentence prediction: a dense layer on the pooled output."""
+    if "nsp" not in params:
+        raise ValueError("this checkpoint has no NSP head (it was saved without cls.seq_relationship weights)")
+    if pooled_output is None:
+        raise ValueError("this checkpoint has no pooler, so no pooled output for the NSP head")
+    return dense(pooled_output, params["nsp"])
+
+
+# --- Input checks -------------------------------------------------------------------------------------
+
+def check_inputs(input_ids, segment_ids, attention_mask, hparams):
+    """Validate and batch the inputs: [L] becomes [1, L]. A mistake is a ValueError naming it, never an
+    IndexError or a silently wrong answer."""
+    input_ids = np.asarray(input_ids)
+    single = input_ids.ndim == 1
+    if single:
+        input_ids = input_ids[None]
+    if input_ids.ndim != 2 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids must have shape [B, L] or [L] with L > 0, got {np.shape(input_ids)}")
+    segment_ids = np.zeros_like(input_ids) if segment_ids is None else np.asarray(segment_ids)
+    attention_mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask)
+    for name, a in (("input_ids", input_ids), ("segment_ids", segment_ids), ("attention_mask", attention_mask)):
+        if a.dtype.kind not in "iub":
+            raise ValueError(f"{name} must be an integer array, got dtype {a.dtype}")
+    if single:
+        segment_ids, attention_mask = segment_ids[None], attention_mask[None]
+    for name, a in (("segment_ids", segment_ids), ("attention_mask", attention_mask)):
+        if a.shape != input_ids.shape:
+            raise ValueError(f"{name} has shape {a.shape[single:]} but input_ids has {input_ids.shape[single:]}")
+    check_range("input_ids", input_ids, hparams["vocab_size"], "vocab_size")
+    check_range("segment_ids", segment_ids, hparams.get("type_vocab_size", 2), "type_vocab_size")
+    if input_ids.shape[1] > hparams["max_position_embeddings"]:
+        raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+                         f"{hparams['max_position_embeddings']}: truncate the input")
+    if not np.isin(attention_mask, (0, 1)).all():
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    if not attention_mask.any(axis=1).all():
+        raise ValueError("attention_mask has a row of all zeros: every sequence needs at least one real token")
+    return input_ids, segment_ids, attention_mask.astype(bool), single
+
+
+def check_range(name, a, size, what):
+    if a.min() < 0 or a.max() >= size:
+        raise ValueError(f"{name} must lie in [0, {size}) ({what}), found values from {a.min()} to {a.max()}")
