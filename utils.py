@@ -189,7 +189,7 @@ def _fetch(session, url, f, bar):
                 for chunk in r.iter_content(chunk_size=1 << 20):
                     f.write(chunk), hasher.update(chunk), bar.update(len(chunk))
             return sha256, size, hasher.hexdigest()
-        except (requests.ConnectionError, requests.Timeout, _Transient) as e:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _Transient) as e:
             failures = 1 if bar.n > start else failures + 1  # a try that made progress resets the count
             if failures > RETRIES:
                 raise ConnectionError(f"could not download {url} ({e}): check the network, or set HF_HUB_OFFLINE=1 "
