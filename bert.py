@@ -23,12 +23,13 @@ ERF_COEFFICIENTS = np.array([1.128379705434803, 0.10276548184981954, -1.84384812
 
 def erf(x):
     """The error function, elementwise, float32."""
-    s = x * x
-    p = np.full_like(s, ERF_COEFFICIENTS[-1])
-    for c in ERF_COEFFICIENTS[-2::-1]:  # Horner's rule, in place
-        p *= s
-        p += c
-    p *= x
+    with np.errstate(over="ignore"):  # for huge |x| the polynomial overflows to inf, and tanh(inf) = 1
+        s = x * x
+        p = np.full_like(s, ERF_COEFFICIENTS[-1])
+        for c in ERF_COEFFICIENTS[-2::-1]:  # Horner's rule, in place
+            p *= s
+            p += c
+        p *= x
     return np.tanh(p, out=p)
 
 
@@ -55,6 +56,13 @@ def relu(x):
 
 
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
+
+
+def activation_of(hparams):
+    name = hparams.get("hidden_act", "gelu")
+    if name not in ACTIVATIONS:
+        raise ValueError(f"hidden_act {name!r} is not supported; known: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
 
 
 # --- Building blocks ----------------------------------------------------------------------------------
@@ -128,7 +136,7 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
     input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
                                                                    hparams)
     eps = hparams.get("layer_norm_eps", 1e-12)
-    activation = ACTIVATIONS[hparams.get("hidden_act", "gelu")]
+    activation = activation_of(hparams)
     mask_bias = np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :]  # [B, 1, 1, L]
     x = embeddings(input_ids, segment_ids, params["embeddings"], eps)
     for block in params["blocks"]:
@@ -146,7 +154,7 @@ def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
     if "mlm" not in params:
         raise ValueError("this checkpoint has no MLM head (it was saved without cls.predictions weights)")
     p = params["mlm"]
-    h = ACTIVATIONS[hparams.get("hidden_act", "gelu")](dense(seq_output, p["transform"]))
+    h = activation_of(hparams)(dense(seq_output, p["transform"]))
     h = layer_norm(h, p["ln"], hparams.get("layer_norm_eps", 1e-12))
     logits = h.reshape(-1, h.shape[-1]) @ params["embeddings"]["word"].T
     logits += p["bias"]
@@ -168,21 +176,18 @@ def check_inputs(input_ids, segment_ids, attention_mask, hparams):
     """Validate and batch the inputs: [L] becomes [1, L]. A mistake is a ValueError naming it, never an
     IndexError or a silently wrong answer."""
     input_ids = np.asarray(input_ids)
-    single = input_ids.ndim == 1
-    if single:
-        input_ids = input_ids[None]
-    if input_ids.ndim != 2 or input_ids.shape[1] == 0:
-        raise ValueError(f"input_ids must have shape [B, L] or [L] with L > 0, got {np.shape(input_ids)}")
+    if input_ids.ndim not in (1, 2) or input_ids.size == 0:
+        raise ValueError(f"input_ids must have shape [B, L] or [L] with L > 0, got {input_ids.shape}")
     segment_ids = np.zeros_like(input_ids) if segment_ids is None else np.asarray(segment_ids)
     attention_mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask)
     for name, a in (("input_ids", input_ids), ("segment_ids", segment_ids), ("attention_mask", attention_mask)):
         if a.dtype.kind not in "iub":
             raise ValueError(f"{name} must be an integer array, got dtype {a.dtype}")
-    if single:
-        segment_ids, attention_mask = segment_ids[None], attention_mask[None]
-    for name, a in (("segment_ids", segment_ids), ("attention_mask", attention_mask)):
         if a.shape != input_ids.shape:
-            raise ValueError(f"{name} has shape {a.shape[single:]} but input_ids has {input_ids.shape[single:]}")
+            raise ValueError(f"{name} has shape {a.shape} but input_ids has shape {input_ids.shape}")
+    single = input_ids.ndim == 1
+    if single:
+        input_ids, segment_ids, attention_mask = input_ids[None], segment_ids[None], attention_mask[None]
     check_range("input_ids", input_ids, hparams["vocab_size"], "vocab_size")
     check_range("segment_ids", segment_ids, hparams.get("type_vocab_size", 2), "type_vocab_size")
     if input_ids.shape[1] > hparams["max_position_embeddings"]:

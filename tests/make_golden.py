@@ -3,7 +3,8 @@
 Needs torch==2.13.0 and transformers (never needed to run the tests). Writes under tests/golden/:
   tiny-gelu/, tiny-gelu-new/   small random BertForPreTraining checkpoints (config.json, vocab.txt,
                                tokenizer_config.json, model.safetensors) and expected.npz: HF's outputs
-                               for a padded batch of sentence pairs
+                               for a padded batch of sentence pairs (and tiny-gelu/expected-relu.npz: the
+                               same weights with hidden_act "relu")
   bert-base-shape.npz          HF's outputs at bert-base shape for the weights synthetic.py builds
   minilm.npz                   HF's last hidden states of the real all-MiniLM-L6-v2 on a few sentences
 
@@ -76,15 +77,25 @@ def make_tiny(name, cfg, seed):
     model.save_pretrained(folder)  # config.json + model.safetensors (the tied decoder weight is left out)
     tok = BertTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=True)
     enc = tok([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_tensors="pt")
+    np.savez_compressed(os.path.join(folder, "expected.npz"), text_a=[a for a, _ in PAIRS],
+                        text_b=[b for _, b in PAIRS], **inputs_and_outputs(model, enc))
+    if cfg["hidden_act"] == "gelu":  # the same weights with ReLU: only the encoder and NSP outputs, to stay small
+        model.config.hidden_act = "relu"
+        relu = BertForPreTraining(model.config).eval()
+        relu.load_state_dict(model.state_dict())
+        expected = inputs_and_outputs(relu, enc)
+        del expected["mlm_logits"]
+        np.savez_compressed(os.path.join(folder, "expected-relu.npz"), **expected)
+
+
+def inputs_and_outputs(model, enc):
     with torch.no_grad():
         out = model(**enc, output_hidden_states=True)
         pooled = model.bert.pooler(out.hidden_states[-1])
-    np.savez_compressed(
-        os.path.join(folder, "expected.npz"),
-        input_ids=enc["input_ids"].numpy(), segment_ids=enc["token_type_ids"].numpy(),
-        attention_mask=enc["attention_mask"].numpy(), hidden=out.hidden_states[-1].numpy(),
-        pooled=pooled.numpy(), mlm_logits=out.prediction_logits.numpy(),
-        nsp_logits=out.seq_relationship_logits.numpy())
+    return dict(input_ids=enc["input_ids"].numpy(), segment_ids=enc["token_type_ids"].numpy(),
+                attention_mask=enc["attention_mask"].numpy(), hidden=out.hidden_states[-1].numpy(),
+                pooled=pooled.numpy(), mlm_logits=out.prediction_logits.numpy(),
+                nsp_logits=out.seq_relationship_logits.numpy())
 
 
 def make_bert_base_shape():

@@ -1,0 +1,175 @@
+"""bert.py against HF transformers' golden outputs (tests/make_golden.py), and its behaviour on bad input."""
+import ast
+import math
+import os
+
+import numpy as np
+import pytest
+
+import bert
+import utils
+from conftest import GOLDEN_DIR, ROOT
+from synthetic import BERT_BASE_CONFIG, synthetic_state_dict
+
+# Acceptance tolerances (max |difference| from HF, float32)
+TOL = {"hidden": 5e-5, "pooled": 5e-5, "mlm_logits": 2e-4, "nsp_logits": 5e-5}
+TINY = ["tiny-gelu", "tiny-gelu-new"]
+
+
+def load(name):
+    return utils.load_tokenizer_hparams_and_params(os.path.join(GOLDEN_DIR, name))
+
+
+def golden(name):
+    return dict(np.load(os.path.join(GOLDEN_DIR, name)))
+
+
+def run(params, hparams, g, mlm_positions=slice(None)):
+    seq, pooled = bert.bert(g["input_ids"], g["segment_ids"], params, hparams, g["attention_mask"])
+    out = {"hidden": seq, "pooled": pooled}
+    if "nsp" in params:
+        out["nsp_logits"] = bert.nsp_head(pooled, params)
+    if "mlm_logits" in g:
+        out["mlm_logits"] = bert.mlm_head(seq[:, mlm_positions], params, hparams)
+    return out
+
+
+def assert_matches(out, g, mlm_positions=slice(None)):
+    """Every output within tolerance; per-token outputs compared at real (not padding) positions."""
+    real = g["attention_mask"].astype(bool)
+    for key, value in out.items():
+        assert value.dtype == np.float32, key
+        assert value.shape == g[key].shape, key
+        a, b = value, g[key]
+        if key == "hidden":
+            a, b = a[real], b[real]
+        if key == "mlm_logits":
+            a, b = a[real[:, mlm_positions]], b[real[:, mlm_positions]]
+        assert np.abs(a - b).max() <= TOL[key], (key, np.abs(a - b).max())
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_checkpoints_match_hf(name):
+    _, hparams, params = load(name)
+    g = golden(f"{name}/expected.npz")
+    assert_matches(run(params, hparams, g), g)
+
+
+def test_tiny_checkpoint_with_relu_matches_hf():
+    _, hparams, params = load("tiny-gelu")
+    g = golden("tiny-gelu/expected-relu.npz")
+    assert_matches(run(params, dict(hparams, hidden_act="relu"), g), g)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_our_tokenizer_gives_the_golden_inputs(name):
+    tokenizer, _, _ = load(name)
+    g = golden(f"{name}/expected.npz")
+    batch = tokenizer.batch_encode(list(g["text_a"]), list(g["text_b"]))
+    for key in ("input_ids", "segment_ids", "attention_mask"):
+        np.testing.assert_array_equal(batch[key], g[key])
+
+
+def test_bert_base_shape_matches_hf():
+    """12 layers x 768 with synthetic weights (the same as make_golden.py built for HF)."""
+    params = utils.to_params(synthetic_state_dict(BERT_BASE_CONFIG), BERT_BASE_CONFIG["num_hidden_layers"])
+    g = golden("bert-base-shape.npz")
+    assert_matches(run(params, BERT_BASE_CONFIG, g, g["mlm_positions"]), g, g["mlm_positions"])
+
+
+def test_real_minilm_matches_hf(minilm):
+    _, hparams, params = utils.load_tokenizer_hparams_and_params(minilm)
+    g = golden("minilm.npz")
+    assert_matches(run(params, hparams, g), g)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_padding_does_not_change_outputs(name):
+    _, hparams, params = load(name)
+    g = golden(f"{name}/expected.npz")
+    seq, pooled = bert.bert(g["input_ids"], g["segment_ids"], params, hparams, g["attention_mask"])
+    for i, mask in enumerate(g["attention_mask"].astype(bool)):
+        alone, alone_pooled = bert.bert(g["input_ids"][i][mask], g["segment_ids"][i][mask], params, hparams)
+        assert np.abs(alone - seq[i][mask]).max() <= 1e-5
+        assert np.abs(alone_pooled - pooled[i]).max() <= 1e-5
+
+
+def test_one_sequence_has_no_batch_axis():
+    _, hparams, params = load("tiny-gelu")
+    ids = np.array([2, 1002, 1500, 3, 1200, 3])
+    seq, pooled = bert.bert(ids, None, params, hparams)
+    assert seq.shape == (6, 64) and pooled.shape == (64,)
+    assert bert.mlm_head(seq, params, hparams).shape == (6, hparams["vocab_size"])
+    assert bert.nsp_head(pooled, params).shape == (2,)
+    batched, _ = bert.bert(ids[None], np.zeros((1, 6), int), params, hparams, np.ones((1, 6), int))
+    np.testing.assert_array_equal(seq, batched[0])
+
+
+def test_erf_matches_math_erf_on_a_dense_grid():
+    x = np.linspace(-7, 7, 1_400_001, dtype=np.float32)
+    reference = np.array([math.erf(v) for v in x.astype(float)])
+    y = bert.erf(x)
+    assert y.dtype == np.float32
+    assert np.abs(y - reference).max() <= 1.5e-7  # float32 evaluation: about 2 ulp near 1
+    approx = np.tanh(x * np.polynomial.polynomial.polyval(x.astype(float) ** 2, bert.ERF_COEFFICIENTS))
+    assert np.abs(approx - reference).max() <= 1e-7  # the approximation itself
+
+
+def test_erf_edge_values():
+    x = np.array([0, -0.0, np.inf, -np.inf, 30, -30, 1e30, np.nan], dtype=np.float32)
+    y = bert.erf(x)
+    np.testing.assert_array_equal(y[:7], [0, 0, 1, -1, 1, -1, 1])
+    assert np.isnan(y[7])
+
+
+def test_gelu_variants_against_their_formulas():
+    x = np.linspace(-10, 10, 20001, dtype=np.float32)
+    exact = np.array([v / 2 * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(float)])
+    assert np.abs(bert.gelu(x) - exact).max() <= 1e-6
+    t = x.astype(float)
+    tanh_form = t / 2 * (1 + np.tanh(math.sqrt(2 / math.pi) * (t + 0.044715 * t ** 3)))
+    assert np.abs(bert.gelu_tanh(x) - tanh_form).max() <= 1e-6
+    assert np.abs(bert.gelu(x) - tanh_form).max() > 1e-4  # the exact GELU is not the tanh approximation
+
+
+def test_missing_heads_are_named():
+    _, hparams, params = load("tiny-gelu")
+    seq, pooled = bert.bert(np.array([2, 1002, 3]), None, params, hparams)
+    bare = {k: v for k, v in params.items() if k not in ("mlm", "nsp")}
+    with pytest.raises(ValueError, match="this checkpoint has no MLM head"):
+        bert.mlm_head(seq, bare, hparams)
+    with pytest.raises(ValueError, match="this checkpoint has no NSP head"):
+        bert.nsp_head(pooled, bare)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(input_ids=[[2, 5000, 3]]), r"input_ids must lie in \[0, 2506\)"),
+    (dict(input_ids=[[2, -1, 3]]), r"input_ids must lie in \[0, 2506\)"),
+    (dict(segment_ids=[[0, 2, 0]]), r"segment_ids must lie in \[0, 2\)"),
+    (dict(input_ids=[[2] * 65], segment_ids=None, attention_mask=None), "exceeds max_position_embeddings 64"),
+    (dict(segment_ids=[[0, 0]]), "segment_ids has shape"),
+    (dict(attention_mask=[[1, 1, 1], [1, 1, 1]]), "attention_mask has shape"),
+    (dict(attention_mask=[[0, 0, 0]]), "row of all zeros"),
+    (dict(attention_mask=[[1, 2, 1]]), "only 0"),
+    (dict(input_ids=[[2.0, 1002.0, 3.0]]), "must be an integer array"),
+    (dict(input_ids=[[]], segment_ids=None, attention_mask=None), "L > 0"),
+    (dict(input_ids=[[[2, 1002, 3]]], segment_ids=None, attention_mask=None), r"shape \[B, L\]"),
+])
+def test_bad_input_is_a_clear_value_error(change, message):
+    _, hparams, params = load("tiny-gelu")
+    inputs = dict(dict(input_ids=[[2, 1002, 3]], segment_ids=[[0, 0, 0]], attention_mask=[[1, 1, 1]]), **change)
+    with pytest.raises(ValueError, match=message):
+        bert.bert(inputs["input_ids"], inputs["segment_ids"], params, hparams, inputs["attention_mask"])
+
+
+def test_unknown_activation_is_named():
+    _, hparams, params = load("tiny-gelu")
+    with pytest.raises(ValueError, match="hidden_act 'swish' is not supported"):
+        bert.bert([2, 3], None, params, dict(hparams, hidden_act="swish"))
+
+
+def test_bert_py_imports_numpy_alone():
+    tree = ast.parse(open(os.path.join(ROOT, "bert.py"), encoding="utf-8").read())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"numpy"}
