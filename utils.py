@@ -22,6 +22,7 @@ import requests
 from tqdm import tqdm
 
 import tokenization
+from bert import bert
 
 # --- Model names and where their files are
 
@@ -186,7 +187,7 @@ def _fetch(session, url, f, bar):
                 if sha256 is None and size is None:
                     sha256, size = _announced(r)
                     bar.total = size
-                for chunk in r.iter_content(chunk_size=1 << 20):
+                for chunk in r.iter_content(chunk_size=1 << 16):
                     f.write(chunk), hasher.update(chunk), bar.update(len(chunk))
             return sha256, size, hasher.hexdigest()
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _Transient) as e:
@@ -417,3 +418,50 @@ def to_params(state, n_layers):
     if "cls.seq_relationship.weight" in sd:
         params["nsp"] = dense("cls.seq_relationship")
     return params
+
+
+# --- Batching: sentence features for many texts
+
+POOLINGS = ("pooler", "cls", "mean")
+
+
+def check_pooling(pooling, params):
+    """Raise ValueError unless `pooling` is one of POOLINGS and the checkpoint supports it."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
+    if pooling == "pooler" and "pooler" not in params:
+        raise ValueError("this checkpoint has no pooler: use pooling 'cls' or 'mean'")
+
+
+def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", max_length=512, progress=True):
+    """One float32 feature row per text, (N, H), in input order.
+
+    pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector) or "mean" (the final token
+    vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
+    length into batches, so little padding is computed; a text longer than max_length tokens is cut,
+    keeping the final [SEP]."""
+    check_pooling(pooling, params)
+    if isinstance(texts, str):
+        raise TypeError("embed takes a list of texts; wrap a single text in a list")
+    texts = list(texts)
+    order = np.argsort([len(tokenizer.tokenize(text)) for text in texts], kind="stable")
+    features = np.empty((len(texts), params["embeddings"]["word"].shape[1]), dtype=np.float32)
+    with tqdm(total=len(texts), desc="embed", unit="text", disable=not progress) as bar:
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            batch = tokenizer.batch_encode([texts[i] for i in rows], max_length=max_length)
+            seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
+                                             attention_mask=batch["attention_mask"])
+            features[rows] = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
+            bar.update(len(rows))
+    return features
+
+
+def _pool(pooling, seq_output, pooled_output, attention_mask):
+    """(B, H) sentence features from the encoder's outputs."""
+    if pooling == "pooler":
+        return pooled_output
+    if pooling == "cls":
+        return seq_output[:, 0]
+    weights = attention_mask[:, :, None].astype(np.float32)
+    return (seq_output * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), np.float32(1e-9))
