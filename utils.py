@@ -1,11 +1,7 @@
-"""Download, cache and load BERT checkpoints with NumPy alone: no torch, no TensorFlow, no code from files.
-
-    tokenizer, hparams, params = load_tokenizer_hparams_and_params("bert-base-uncased")
-
-params has the layout described in README.md ("The params layout"); weights are read-only, memory-mapped
-views of the checkpoint file wherever the file's layout allows it.
-"""
+"""Download, cache and load BERT checkpoints with NumPy alone (no torch, no TensorFlow, no code run from files),
+and run BERT over many texts in batches."""
 import collections
+import contextlib
 import hashlib
 import json
 import math
@@ -38,38 +34,35 @@ SHORT_NAMES = {
     "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
-REPO_ID = re.compile(r"^[\w][\w.-]*/[\w][\w.-]*$")
-RETRIES, RETRY_DELAY = 5, 1.0  # attempts without progress; first delay in seconds, doubled each time
+REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
+RETRIES, RETRY_DELAY = 5, 1.0  # tries in a row without progress; the first delay in seconds, then doubled
 
 
 def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
     """A short name, a hub id owner/name, or a local directory -> (tokenizer, config dict, params)."""
     folder = model_folder(model_name, models_dir)
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        hparams = json.load(f)
-    tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"),
-                                           do_lower_case=_do_lower_case(folder, model_name))
+    hparams = _read_json(os.path.join(folder, "config.json"))
+    tokenizer_config = _read_json(os.path.join(folder, "tokenizer_config.json"), default={})
+    name = os.path.basename(os.path.normpath(model_name)).lower()
+    lower = tokenizer_config.get("do_lower_case", "uncased" in name or "cased" not in name)
+    tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=bool(lower))
     weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
     state = read_safetensors(weights) if weights.endswith(".safetensors") else read_torch_checkpoint(weights)
     return tokenizer, hparams, to_params(state, hparams["num_hidden_layers"])
 
 
-def _do_lower_case(folder, model_name):
-    path = os.path.join(folder, "tokenizer_config.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-        if "do_lower_case" in config:
-            return bool(config["do_lower_case"])
-    name = os.path.basename(os.path.normpath(model_name)).lower()
-    return "uncased" in name or "cased" not in name
+def _read_json(path, default=None):
+    if default is not None and not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def model_folder(model_name, models_dir="models"):
     """The folder holding the model's files: a local directory, a cached copy, or a fresh download."""
     if os.path.isdir(model_name):
         if not _is_complete(model_name):
-            raise FileNotFoundError(f"{model_name} needs config.json, vocab.txt and one of {', '.join(WEIGHT_FILES)}")
+            raise FileNotFoundError(f"{model_name} needs config.json, vocab.txt and {' or '.join(WEIGHT_FILES)}")
         return model_name
     repo = SHORT_NAMES.get(model_name, model_name)
     if not REPO_ID.match(repo):
@@ -87,12 +80,12 @@ def model_folder(model_name, models_dir="models"):
 
 
 def _is_complete(folder):
-    has = lambda name: os.path.isfile(os.path.join(folder, name))  # noqa: E731
-    return has("config.json") and has("vocab.txt") and any(has(w) for w in WEIGHT_FILES)
+    return all(os.path.isfile(os.path.join(folder, name)) for name in ("config.json", "vocab.txt")) and any(
+        os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
 
 
 def _offline():
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    flags = os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", "")
     return any(flag.strip().upper() in ("1", "ON", "YES", "TRUE") for flag in flags)
 
 
@@ -103,16 +96,13 @@ def _hf_hub_cache():
 
 
 def _hf_cache_snapshots(repo):
-    """Snapshot folders of the HF cache that refs/main points at, for repo and its pre-2024 alias."""
-    aliases = [repo] + ([repo.split("/", 1)[1]] if repo.startswith("google-bert/") else [])
+    """The HF cache's snapshot folders that refs/main points at, for repo and its pre-2024 alias."""
     folders = []
-    for alias in aliases:
+    for alias in dict.fromkeys([repo, repo.removeprefix("google-bert/")]):
         root = os.path.join(_hf_hub_cache(), "models--" + alias.replace("/", "--"))
-        try:
+        if os.path.isfile(os.path.join(root, "refs", "main")):
             with open(os.path.join(root, "refs", "main"), encoding="utf-8") as f:
                 folders.append(os.path.join(root, "snapshots", f.read().strip()))
-        except OSError:
-            pass
     return folders
 
 
@@ -122,96 +112,71 @@ def download_model(repo, folder):
     """Fetch config.json, vocab.txt, tokenizer_config.json (if any) and the weights of a hub repository."""
     os.makedirs(folder, exist_ok=True)
     with requests.Session() as session:
-        session.headers.update(_hub_headers())
+        session.headers.update({"User-Agent": "numpy-bert", "Accept-Encoding": "identity"})  # Range needs identity
+        if os.environ.get("HF_TOKEN"):  # requests drops it on a redirect to another host
+            session.headers["Authorization"] = f"Bearer {os.environ['HF_TOKEN']}"
         for name in ("config.json", "vocab.txt"):
             download_file(session, repo, name, folder)
-        try:
+        with contextlib.suppress(FileNotFoundError):  # optional: without it the name decides do_lower_case
             download_file(session, repo, "tokenizer_config.json", folder)
-        except FileNotFoundError:
-            pass  # optional: do_lower_case then follows the model name
-        try:
-            download_file(session, repo, WEIGHT_FILES[0], folder)
-        except FileNotFoundError:
-            try:
-                download_file(session, repo, WEIGHT_FILES[1], folder)
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{repo} has neither {' nor '.join(WEIGHT_FILES)}") from None
+        for name in WEIGHT_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                return download_file(session, repo, name, folder)
+    raise FileNotFoundError(f"{repo} has neither {' nor '.join(WEIGHT_FILES)}")
 
 
 def _endpoint():
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
-def _hub_headers():
-    headers = {"User-Agent": "numpy-bert", "Accept-Encoding": "identity"}  # identity: byte offsets for Range
-    token = os.environ.get("HF_TOKEN")
-    token_file = os.path.join(os.path.dirname(_hf_hub_cache()), "token")
-    if not token and os.path.isfile(token_file):
-        with open(token_file, encoding="utf-8") as f:
-            token = f.read().strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"  # requests drops it on redirects to another host
-    return headers
-
-
 def download_file(session, repo, filename, folder):
-    """Download to <file>.part, verify size and sha256, then rename; the .part never outlives the call."""
+    """Download to <file>.part, check size and sha256, then rename; the .part never outlives the call."""
     path = os.path.join(folder, filename)
-    part = path + ".part"
     try:
-        with open(part, "wb") as f, tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024) as bar:
+        with open(path + ".part", "wb") as f, tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024) as bar:
             sha256, size, digest = _fetch(session, f"{_endpoint()}/{repo}/resolve/main/{filename}", f, bar)
-        if size is not None and bar.n != size:
-            raise ValueError(f"download of {repo}/{filename} has {bar.n} bytes, the hub announced {size}: refused")
-        if sha256 is not None and digest != sha256:
-            raise ValueError(f"download of {repo}/{filename} has sha256 {digest}, the hub announced {sha256}: "
-                             "refused (corrupted in transit?)")
-        os.replace(part, path)
+        if size not in (None, bar.n) or sha256 not in (None, digest):
+            raise ValueError(f"download of {repo}/{filename} has {bar.n} bytes with sha256 {digest}, the hub "
+                             f"announced {size} bytes with sha256 {sha256}: refused (corrupted in transit?)")
+        os.replace(path + ".part", path)
     finally:
-        if os.path.exists(part):
-            os.remove(part)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + ".part")
 
 
 def _fetch(session, url, f, bar):
     """Stream url into f, resuming after a cut. Returns (announced sha256, announced size, actual sha256)."""
-    hasher, sha256, size, failures = hashlib.sha256(), None, None, 0
+    hasher, announced, failures = hashlib.sha256(), None, 0
     while True:
         start = bar.n
         try:
             with _get(session, url, start) as r:
-                if r.status_code == 200 and start:  # the server ignored Range: start over
+                if start and r.status_code == 200:  # the server ignored Range: start over
                     f.seek(0), f.truncate(), bar.reset()
                     hasher, start = hashlib.sha256(), 0
                 elif start and not r.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
                     raise ValueError(f"{url} answered a Range request with the wrong range: refused")
-                if sha256 is None and size is None:
-                    sha256, size = _announced(r)
-                    bar.total = size
+                announced = announced or _announced(r)
+                bar.total = announced[1]
                 for chunk in r.iter_content(chunk_size=1 << 16):
                     f.write(chunk), hasher.update(chunk), bar.update(len(chunk))
-            return sha256, size, hasher.hexdigest()
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _Transient) as e:
-            failures = 1 if bar.n > start else failures + 1  # a try that made progress resets the count
+            return announced + (hasher.hexdigest(),)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+            failures = 1 if bar.n > start else failures + 1
             if failures > RETRIES:
                 raise ConnectionError(f"could not download {url} ({e}): check the network, or set HF_HUB_OFFLINE=1 "
                                       "and use a cached model or a local directory") from None
             time.sleep(RETRY_DELAY * 2 ** (failures - 1))
 
 
-class _Transient(Exception):
-    """A 429 or 5xx answer: worth retrying."""
-
-
 def _get(session, url, start):
-    headers = {"Range": f"bytes={start}-"} if start else {}
-    r = session.get(url, headers=headers, stream=True, timeout=(10, 60))
+    r = session.get(url, headers={"Range": f"bytes={start}-"} if start else {}, stream=True, timeout=(10, 60))
     if r.status_code in (200, 206):
         return r
     r.close()
-    repo_file = url.split("/", 3)[-1].replace("/resolve/main/", "/")
-    code = r.headers.get("X-Error-Code", "")
+    repo_file, code = url.split("/", 3)[-1].replace("/resolve/main/", "/"), r.headers.get("X-Error-Code", "")
     if r.status_code == 429 or r.status_code >= 500:
-        raise _Transient(f"HTTP {r.status_code}")
+        raise requests.ConnectionError(f"HTTP {r.status_code}")  # busy or failing: worth retrying
     if r.status_code == 404:
         what = "no such repository" if code == "RepoNotFound" else "no such file"
         raise FileNotFoundError(f"{repo_file}: {what} on {_endpoint()} (HTTP 404)")
@@ -225,16 +190,15 @@ def _announced(r):
     """(sha256, size) the hub announces: X-Linked-* on the redirect for LFS files, else Content-Length."""
     for hop in r.history + [r]:
         if "X-Linked-Etag" in hop.headers:
-            etag = hop.headers["X-Linked-Etag"].removeprefix("W/").strip('"')
-            size = hop.headers.get("X-Linked-Size")
+            etag, size = hop.headers["X-Linked-Etag"].removeprefix("W/").strip('"'), hop.headers.get("X-Linked-Size")
             return (etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None), (int(size) if size else None)
     length = r.headers.get("Content-Length") if r.status_code == 200 else None
     return None, (int(length) if length else None)
 
 
-# --- Reading checkpoint files: safetensors, and torch's pickle format through a restricted unpickler
+# --- Reading checkpoint files: safetensors, and torch's pickle formats through a restricted unpickler
 
-SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8"}  # BF16 read as raw bits
+DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8"}  # safetensors' names; BF16 read as raw bits
 TORCH_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16", "LongStorage": "I64"}
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # starts the pre-1.6 (non-zip) torch.save format
 
@@ -245,9 +209,8 @@ def _map(path):
 
 
 def _array(buf, dtype, shape, offset, strides=None):
-    """A read-only view of buf (float32 when dtype is F32, converted from F16 / BF16, int64 for I64)."""
-    storage = np.dtype(SAFETENSORS_DTYPES[dtype])
-    a = np.ndarray(shape, storage, buf, offset, strides)
+    """A read-only view of buf; F16 and BF16 become float32 copies."""
+    a = np.ndarray(shape, DTYPES[dtype], buf, offset, strides)
     if dtype == "BF16":
         return (a.astype(np.uint32) << 16).view(np.float32)
     return a.astype(np.float32) if dtype == "F16" else a
@@ -261,7 +224,8 @@ def read_safetensors(path):
     if len(buf) < 8:
         raise bad("shorter than its 8-byte header length")
     n = int.from_bytes(buf[:8], "little")
-    if n > len(buf) - 8:
+    data_len = len(buf) - 8 - n
+    if data_len < 0:
         raise bad(f"header length {n} exceeds the file size {len(buf)}")
     try:
         header = json.loads(bytes(buf[8:8 + n]))
@@ -272,18 +236,19 @@ def read_safetensors(path):
     header.pop("__metadata__", None)
     tensors = {}
     for name, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") not in SAFETENSORS_DTYPES:
-            raise bad(f"{name} has unknown dtype {info.get('dtype') if isinstance(info, dict) else info!r}")
-        shape, offsets = info.get("shape"), info.get("data_offsets")
+        info = info if isinstance(info, dict) else {}
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in DTYPES:
+            raise bad(f"{name} has unknown dtype {dtype!r}")
         if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
             raise bad(f"{name} has shape {shape!r}, not a list of sizes")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
-                and 0 <= offsets[0] <= offsets[1] <= len(buf) - 8 - n):
-            raise bad(f"{name} has data_offsets {offsets!r}, outside the {len(buf) - 8 - n} data bytes")
-        nbytes = math.prod(shape) * np.dtype(SAFETENSORS_DTYPES[info["dtype"]]).itemsize
+                and 0 <= offsets[0] <= offsets[1] <= data_len):
+            raise bad(f"{name} has data_offsets {offsets!r}, outside the {data_len} data bytes")
+        nbytes = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize
         if offsets[1] - offsets[0] != nbytes:
-            raise bad(f"{name} has {offsets[1] - offsets[0]} bytes, its shape {shape} needs {nbytes}")
-        tensors[name] = _array(buf, info["dtype"], shape, 8 + n + offsets[0])
+            raise bad(f"{name} has {offsets[1] - offsets[0]} bytes, its {dtype} shape {shape} needs {nbytes}")
+        tensors[name] = _array(buf, dtype, shape, 8 + n + offsets[0])
     return tensors
 
 
@@ -291,14 +256,11 @@ _Storage = collections.namedtuple("_Storage", "key dtype numel")
 _Tensor = collections.namedtuple("_Tensor", "storage offset shape stride")
 
 
-def _rebuild_tensor(storage, offset, shape, stride, *_):  # stands in for torch._utils._rebuild_tensor_v2
-    return _Tensor(storage, offset, tuple(shape), tuple(stride))
-
-
 class _StateDictUnpickler(pickle.Unpickler):
     """Unpickles a plain state_dict and nothing else: any other global is refused, so no code runs."""
     ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
-               ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+               ("torch._utils", "_rebuild_tensor_v2"): lambda storage, offset, shape, stride, *_: _Tensor(
+                   storage, offset, tuple(shape), tuple(stride)),
                ("torch._utils", "_rebuild_parameter"): lambda tensor, *_: tensor}
 
     def find_class(self, module, name):
@@ -309,9 +271,8 @@ class _StateDictUnpickler(pickle.Unpickler):
                                          "so this checkpoint is unsafe or unsupported")
         return self.ALLOWED[module, name]
 
-    def persistent_load(self, pid):  # ("storage", type, key, location, numel[, view]) refers to raw bytes
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[1] in TORCH_STORAGES.values()
-                and (len(pid) == 5 or pid[5] is None)):
+    def persistent_load(self, pid):  # ("storage", dtype, key, location, numel[, view]) names raw bytes
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[1] in DTYPES and pid[5:] in ((), (None,))):
             raise pickle.UnpicklingError(f"unsupported storage reference {pid!r}")
         return _Storage(str(pid[2]), pid[1], int(pid[4]))
 
@@ -321,7 +282,7 @@ def read_torch_checkpoint(path):
     buf = _map(path)
     try:
         state, extents = (_zip_checkpoint if bytes(buf[:4]) == b"PK\x03\x04" else _legacy_checkpoint)(path, buf)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, struct.error) as e:
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, struct.error, KeyError) as e:
         raise ValueError(f"cannot read {path} as a torch state_dict: {e}") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
@@ -329,21 +290,18 @@ def read_torch_checkpoint(path):
 
 
 def _zip_checkpoint(path, buf):
-    """The unpickled state_dict and {storage key: (offset, size)} of the archive's uncompressed data/ entries."""
+    """The state_dict and {storage key: (offset, size)} of the archive's uncompressed data/ entries."""
     with zipfile.ZipFile(path) as z:
-        pkl = next((i.filename for i in z.infolist() if i.filename.endswith("data.pkl")), None)
-        if pkl is None:
-            raise zipfile.BadZipFile("no data.pkl in the archive")
-        prefix = pkl[:-len("data.pkl")]
-        if prefix + "byteorder" in z.namelist() and z.read(prefix + "byteorder") != b"little":
-            raise zipfile.BadZipFile("big-endian storages are not supported")
+        pkl = next((name for name in z.namelist() if name.endswith("data.pkl")), None)
+        if pkl is None or z.read(pkl.replace("data.pkl", "byteorder")) not in (b"little",):
+            raise zipfile.BadZipFile("no data.pkl, or not little-endian")
         with z.open(pkl) as f:
             state = _StateDictUnpickler(f).load()
         extents = {}
         for info in z.infolist():
-            if info.filename.startswith(prefix + "data/") and info.compress_type == zipfile.ZIP_STORED:
+            if info.filename.startswith(pkl.replace("data.pkl", "data/")) and info.compress_type == zipfile.ZIP_STORED:
                 name_len, extra_len = struct.unpack("<HH", buf[info.header_offset + 26:info.header_offset + 30])
-                extents[info.filename[len(prefix) + 5:]] = (info.header_offset + 30 + name_len + extra_len,
+                extents[info.filename.rsplit("/", 1)[1]] = (info.header_offset + 30 + name_len + extra_len,
                                                             info.file_size)
     return state, extents
 
@@ -357,66 +315,62 @@ def _legacy_checkpoint(path, buf):
         raise pickle.UnpicklingError("not a little-endian torch checkpoint")
     dtypes = {t.storage.key: t.storage.dtype for t in state.values() if isinstance(t, _Tensor)}
     extents = {}
-    for key in keys:  # each storage: int64 element count, then the elements
-        (count,) = struct.unpack("<q", buf[offset:offset + 8])
-        extents[str(key)] = (offset + 8, count * np.dtype(SAFETENSORS_DTYPES[dtypes[str(key)]]).itemsize)
-        offset += 8 + extents[str(key)][1]
+    for key in map(str, keys):  # each storage: its int64 element count, then the elements
+        size = struct.unpack("<q", buf[offset:offset + 8])[0] * np.dtype(DTYPES[dtypes[key]]).itemsize
+        extents[key], offset = (offset + 8, size), offset + 8 + size
     return state, extents
 
 
 def _tensor(t, extents, buf, path):
     """The array a _Tensor describes, after checking that it lies within its storage and the file."""
-    itemsize = np.dtype(SAFETENSORS_DTYPES[t.storage.dtype]).itemsize
+    itemsize = np.dtype(DTYPES[t.storage.dtype]).itemsize
     start, size = extents.get(t.storage.key, (0, -1))
     extent = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride)) if all(t.shape) else 0
     if (size < t.storage.numel * itemsize or start + size > len(buf) or t.offset < 0
             or min(t.stride, default=0) < 0 or t.offset + extent > t.storage.numel):
         raise ValueError(f"{path}: a tensor lies outside its storage {t.storage.key} (corrupt checkpoint?)")
-    return _array(buf, t.storage.dtype, t.shape, start + t.offset * itemsize,
-                  [s * itemsize for s in t.stride])
+    return _array(buf, t.storage.dtype, t.shape, start + t.offset * itemsize, [s * itemsize for s in t.stride])
 
 
 # --- Checkpoint names -> the params layout of README.md
 
 def to_params(state, n_layers):
     """Map BertModel / BertForPreTraining names (legacy gamma/beta too) to params; weights become (in, out)."""
-    sd = {re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias",
-                                                                  name.removeprefix("bert."))): a
+    sd = {re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight",
+                                                                 name.removeprefix("bert."))): a
           for name, a in state.items()}
 
-    def get(name):
-        if name not in sd:
-            raise ValueError(f"the checkpoint has no {name}: is it a BERT checkpoint?")
-        return sd[name]
-
     def dense(prefix):
-        return {"w": get(prefix + ".weight").T, "b": get(prefix + ".bias")}
+        return {"w": sd[prefix + ".weight"].T, "b": sd[prefix + ".bias"]}
 
     def ln(prefix):
-        return {"g": get(prefix + ".weight"), "b": get(prefix + ".bias")}
+        return {"g": sd[prefix + ".weight"], "b": sd[prefix + ".bias"]}
 
     def block(p):
         qkv = [p + f"attention.self.{n}" for n in ("query", "key", "value")]
-        return {"attn": {"qkv": {"w": np.concatenate([get(q + ".weight") for q in qkv]).T,
-                                 "b": np.concatenate([get(q + ".bias") for q in qkv])},
+        return {"attn": {"qkv": {"w": np.concatenate([sd[q + ".weight"] for q in qkv]).T,
+                                 "b": np.concatenate([sd[q + ".bias"] for q in qkv])},
                          "proj": dense(p + "attention.output.dense")},
                 "ln_1": ln(p + "attention.output.LayerNorm"),
                 "ffn": {"fc": dense(p + "intermediate.dense"), "proj": dense(p + "output.dense")},
                 "ln_2": ln(p + "output.LayerNorm")}
 
-    params = {"embeddings": {"word": get("embeddings.word_embeddings.weight"),
-                             "position": get("embeddings.position_embeddings.weight"),
-                             "token_type": get("embeddings.token_type_embeddings.weight"),
-                             "ln": ln("embeddings.LayerNorm")},
-              "blocks": [block(f"encoder.layer.{i}.") for i in range(n_layers)]}
-    if "pooler.dense.weight" in sd:
-        params["pooler"] = dense("pooler.dense")
-    if "cls.predictions.transform.dense.weight" in sd:
-        bias = "cls.predictions.bias" if "cls.predictions.bias" in sd else "cls.predictions.decoder.bias"
-        params["mlm"] = {"transform": dense("cls.predictions.transform.dense"),
-                         "ln": ln("cls.predictions.transform.LayerNorm"), "bias": get(bias)}
-    if "cls.seq_relationship.weight" in sd:
-        params["nsp"] = dense("cls.seq_relationship")
+    try:
+        params = {"embeddings": {"word": sd["embeddings.word_embeddings.weight"],
+                                 "position": sd["embeddings.position_embeddings.weight"],
+                                 "token_type": sd["embeddings.token_type_embeddings.weight"],
+                                 "ln": ln("embeddings.LayerNorm")},
+                  "blocks": [block(f"encoder.layer.{i}.") for i in range(n_layers)]}
+        if "pooler.dense.weight" in sd:
+            params["pooler"] = dense("pooler.dense")
+        if "cls.predictions.transform.dense.weight" in sd:
+            bias = "cls.predictions.bias" if "cls.predictions.bias" in sd else "cls.predictions.decoder.bias"
+            params["mlm"] = {"transform": dense("cls.predictions.transform.dense"),
+                             "ln": ln("cls.predictions.transform.LayerNorm"), "bias": sd[bias]}
+        if "cls.seq_relationship.weight" in sd:
+            params["nsp"] = dense("cls.seq_relationship")
+    except KeyError as e:
+        raise ValueError(f"the checkpoint has no {e.args[0]}: is it a BERT checkpoint?") from None
     return params
 
 

@@ -18,7 +18,8 @@ LFS_SUFFIXES = (".safetensors", ".bin")
 class FakeHub(ThreadingHTTPServer):
     """Serves root/<owner>/<name>/<file> like the hub: resolve URLs, 302 + X-Linked-* for LFS files, Range.
 
-    faults maps a file name to "cut" (first body cut half-way), "corrupt" (a flipped byte) or "busy" (one 503);
+    faults maps a file name to "cut" (first body cut half-way), "corrupt" (a flipped byte), "short" (10 bytes
+    missing) or "busy" (one 503);
     gated repos answer 403 unless the request carries `Authorization: Bearer good-token`.
     """
     daemon_threads = True
@@ -68,6 +69,8 @@ class HubHandler(BaseHTTPRequestHandler):
             return self.answer(503)
         if fault == "corrupt":
             body = body[:100] + bytes([body[100] ^ 1]) + body[101:]
+        if fault == "short":  # a well-formed answer that lacks the last 10 bytes
+            body = body[:-10]
         start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-")) if self.headers["Range"] else 0
         headers = {"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"} if start else {}
         self.answer(206 if start else 200, body[start:], headers,
@@ -159,10 +162,17 @@ def test_a_busy_server_is_retried(hub):
 
 def test_a_corrupted_download_is_refused_and_nothing_is_left(hub):
     hub.faults["model.safetensors"] = "corrupt"
-    with pytest.raises(ValueError, match="test-org/tiny-bert/model.safetensors has sha256 .* refused"):
+    with pytest.raises(ValueError, match=r"tiny-bert/model.safetensors has (\d+) bytes with sha256 [0-9a-f]{64}, the "
+                                         r"hub announced \1 bytes with sha256 [0-9a-f]{64}: refused"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
-    assert "model.safetensors" not in files_in("models/test-org/tiny-bert")
-    assert not any(name.endswith(".part") for name in files_in("models/test-org/tiny-bert"))
+    assert files_in("models/test-org/tiny-bert") == ["config.json", "tokenizer_config.json", "vocab.txt"]
+
+
+def test_a_short_download_is_refused_and_nothing_is_left(hub):
+    hub.faults["model.safetensors"] = "short"
+    with pytest.raises(ValueError, match=r"model.safetensors has 975958 bytes .* the hub announced 975968 bytes"):
+        utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
+    assert files_in("models/test-org/tiny-bert") == ["config.json", "tokenizer_config.json", "vocab.txt"]
 
 
 def test_missing_safetensors_falls_back_to_pytorch_model_bin(hub):

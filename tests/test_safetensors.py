@@ -70,7 +70,7 @@ GOOD = {"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
     ({"a": {"dtype": "F32", "shape": "2x2", "data_offsets": [0, 16]}}, bytes(16), None, "not a list of sizes"),
     ({"a": {"dtype": "Q4", "shape": [2, 2], "data_offsets": [0, 16]}}, bytes(16), None, "unknown dtype 'Q4'"),
     ({"a": {"shape": [2, 2], "data_offsets": [0, 16]}}, bytes(16), None, "unknown dtype None"),
-    ({"a": [1, 2]}, bytes(16), None, "unknown dtype [1, 2]"),
+    ({"a": [1, 2]}, bytes(16), None, "unknown dtype None"),
 ])
 def test_malformed_files_are_refused(tmp_path, header, data, header_len, reason):
     path = write_safetensors(tmp_path / "bad.safetensors", header, data, header_len)
