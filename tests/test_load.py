@@ -1,0 +1,80 @@
+"""load_tokenizer_hparams_and_params on local folders: the real MiniLM, the params layout, casing, errors."""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import utils
+from conftest import GOLDEN_DIR
+
+
+def test_real_minilm_loads_into_the_params_layout(minilm):
+    tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params(minilm)
+    with open(os.path.join(minilm, "config.json"), encoding="utf-8") as f:
+        assert hparams == json.load(f)
+    assert tokenizer.do_lower_case and set(params) == {"embeddings", "blocks", "pooler"}  # no MLM / NSP heads
+    reference = load_file(os.path.join(minilm, "model.safetensors"))
+    assert len(params["blocks"]) == 6
+    for i, block in enumerate(params["blocks"]):
+        p = f"encoder.layer.{i}."
+        qkv = [reference[p + f"attention.self.{n}.weight"].T for n in ("query", "key", "value")]
+        assert np.array_equal(block["attn"]["qkv"]["w"], np.concatenate(qkv, axis=1))
+        assert np.array_equal(block["ffn"]["fc"]["w"], reference[p + "intermediate.dense.weight"].T)
+        assert np.array_equal(block["ln_2"]["g"], reference[p + "output.LayerNorm.weight"])
+    assert np.array_equal(params["pooler"]["w"], reference["pooler.dense.weight"].T)
+    assert np.array_equal(params["embeddings"]["token_type"], reference["embeddings.token_type_embeddings.weight"])
+    assert "torch" not in sys.modules
+
+
+def test_params_shapes_and_dtypes_follow_the_readme_layout():
+    _, h, params = utils.load_tokenizer_hparams_and_params(os.path.join(GOLDEN_DIR, "tiny-gelu"))
+    H, I, V = h["hidden_size"], h["intermediate_size"], h["vocab_size"]
+    P, T = h["max_position_embeddings"], h["type_vocab_size"]
+    shapes = {"embeddings/word": (V, H), "embeddings/position": (P, H), "embeddings/token_type": (T, H),
+              "embeddings/ln/g": (H,), "attn/qkv/w": (H, 3 * H), "attn/qkv/b": (3 * H,), "attn/proj/w": (H, H),
+              "ln_1/b": (H,), "ffn/fc/w": (H, I), "ffn/fc/b": (I,), "ffn/proj/w": (I, H), "ln_2/g": (H,),
+              "pooler/w": (H, H), "mlm/transform/w": (H, H), "mlm/ln/g": (H,), "mlm/bias": (V,), "nsp/w": (H, 2),
+              "nsp/b": (2,)}
+    block = params["blocks"][h["num_hidden_layers"] - 1]
+    for name, shape in shapes.items():
+        first, *rest = name.split("/")
+        array = block[first] if first in block else params[first]
+        for key in rest:
+            array = array[key]
+        assert array.shape == shape and array.dtype == np.float32, name
+
+
+def test_a_local_folder_without_tokenizer_config_takes_casing_from_its_name(tmp_path):
+    cased, uncased = tmp_path / "my-bert-cased", tmp_path / "my-bert-uncased"
+    for folder in (cased, uncased):
+        shutil.copytree(os.path.join(GOLDEN_DIR, "tiny-gelu-legacy"), folder)
+    assert not utils.load_tokenizer_hparams_and_params(str(cased))[0].do_lower_case
+    assert utils.load_tokenizer_hparams_and_params(str(uncased))[0].do_lower_case
+
+
+def test_a_local_folder_missing_files_says_which(tmp_path):
+    shutil.copytree(os.path.join(GOLDEN_DIR, "tiny-gelu"), tmp_path / "model")
+    os.remove(tmp_path / "model" / "model.safetensors")
+    with pytest.raises(FileNotFoundError, match="needs config.json, vocab.txt and model.safetensors or pytorch"):
+        utils.load_tokenizer_hparams_and_params(str(tmp_path / "model"))
+
+
+def test_a_checkpoint_lacking_a_layer_is_refused(tmp_path):
+    shutil.copytree(os.path.join(GOLDEN_DIR, "tiny-gelu"), tmp_path / "model")
+    with open(tmp_path / "model" / "config.json", encoding="utf-8") as f:
+        config = json.load(f)
+    config["num_hidden_layers"] = 3  # the checkpoint has 2
+    with open(tmp_path / "model" / "config.json", "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    with pytest.raises(ValueError, match="the checkpoint has no encoder.layer.2.attention.self.query.weight"):
+        utils.load_tokenizer_hparams_and_params(str(tmp_path / "model"))
+
+
+@pytest.mark.parametrize("name", ["not a name", "../escape", "owner/name/extra", "./relative/missing"])
+def test_names_that_are_neither_known_nor_hub_ids_nor_folders(name, tmp_path):
+    with pytest.raises(ValueError, match="unknown model .*use a hub id owner/name, a local directory, or one of"):
+        utils.load_tokenizer_hparams_and_params(name, models_dir=str(tmp_path))
