@@ -292,9 +292,10 @@ def read_torch_checkpoint(path):
 def _zip_checkpoint(path, buf):
     """The state_dict and {storage key: (offset, size)} of the archive's uncompressed data/ entries."""
     with zipfile.ZipFile(path) as z:
-        pkl = next((name for name in z.namelist() if name.endswith("data.pkl")), None)
-        if pkl is None or z.read(pkl.replace("data.pkl", "byteorder")) not in (b"little",):
-            raise zipfile.BadZipFile("no data.pkl, or not little-endian")
+        pkl = next((name for name in z.namelist() if name.endswith("data.pkl")), "")
+        order = pkl.replace("data.pkl", "byteorder")  # absent before torch 1.13: little-endian
+        if not pkl or order in z.namelist() and z.read(order) != b"little":
+            raise zipfile.BadZipFile("no data.pkl, or big-endian storages")
         with z.open(pkl) as f:
             state = _StateDictUnpickler(f).load()
         extents = {}

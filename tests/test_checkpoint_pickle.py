@@ -89,23 +89,32 @@ def torch_zip(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch", torch)
     monkeypatch.setitem(sys.modules, "torch._utils", torch_utils)
 
-    def write(obj, storages=()):
+    def write(obj, storages=(), byteorder="little"):
         buf = io.BytesIO()
         _TorchPickler(buf, protocol=2).dump(obj)
         path = str(tmp_path / "pytorch_model.bin")
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
             z.writestr("archive/data.pkl", buf.getvalue())
-            z.writestr("archive/byteorder", "little")
+            if byteorder:
+                z.writestr("archive/byteorder", byteorder)
             for storage in storages:
                 z.writestr(f"archive/data/{storage.key}", storage.data)
         return path
     return write
 
 
-def test_the_stand_in_writer_produces_what_the_reader_expects(torch_zip):
+@pytest.mark.parametrize("byteorder", ["little", None])  # torch < 1.13 wrote no byteorder record
+def test_the_stand_in_writer_produces_what_the_reader_expects(torch_zip, byteorder):
     storage = _Storage("0", np.arange(6, dtype=np.float32).tobytes())
-    path = torch_zip({"w": _Tensor(storage, 1, (2, 2), (1, 2))}, [storage])
+    path = torch_zip({"w": _Tensor(storage, 1, (2, 2), (1, 2))}, [storage], byteorder)
     assert utils.read_torch_checkpoint(path)["w"].tolist() == [[1.0, 3.0], [2.0, 4.0]]
+
+
+def test_big_endian_storages_are_refused(torch_zip):
+    storage = _Storage("0", np.arange(6, dtype=">f4").tobytes())
+    path = torch_zip({"w": _Tensor(storage, 0, (6,), (1,))}, [storage], "big")
+    with pytest.raises(ValueError, match="big-endian storages"):
+        utils.read_torch_checkpoint(path)
 
 
 @pytest.mark.parametrize("offset, shape, stride, stored", [
