@@ -1,0 +1,186 @@
+"""tokenization.py: the classic BERT reference behaviours, bad input, and properties on arbitrary text."""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenization import FullTokenizer
+
+SMALL_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa", "un", "runn",
+               "##ing", ",", "low", "lowest", "Hello", "hello", "!", "H\u00e9llo", "caf\u00e9", "cafe"]
+
+
+def write_vocab(folder, tokens):
+    path = os.path.join(folder, "vocab.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(t + "\n" for t in tokens))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tok(minilm):
+    return FullTokenizer(os.path.join(minilm, "vocab.txt"), do_lower_case=True)
+
+
+@pytest.fixture(scope="module")
+def cased(minilm):
+    return FullTokenizer(os.path.join(minilm, "vocab.txt"), do_lower_case=False)
+
+
+@pytest.fixture
+def small(tmp_path):
+    return FullTokenizer(write_vocab(tmp_path, SMALL_VOCAB), do_lower_case=False)
+
+
+def test_vocab_is_file_order_and_inverse(tok):
+    assert tok.vocab["[PAD]"] == 0 and tok.vocab["[UNK]"] == 100 and tok.vocab["[CLS]"] == 101
+    assert len(tok.vocab) == len(tok.inv_vocab) == 30522
+    assert all(tok.inv_vocab[i] == t for t, i in tok.vocab.items())
+
+
+def test_lowercasing_strips_accents_and_splits_punctuation(tok):
+    assert tok.tokenize(" \tHeLLo!how  \n Are yoU?  ") == ["hello", "!", "how", "are", "you", "?"]
+    assert tok.tokenize("H\u00e9llo caf\u00e9 Ni\u00f1o") == ["hello", "cafe", "nino"]
+
+
+def test_cased_keeps_case_and_accents(small):
+    assert small.tokenize("H\u00e9llo Hello hello caf\u00e9") == ["H\u00e9llo", "Hello", "hello", "caf\u00e9"]
+    # no normalisation to NFC when cased: a combining accent stays a separate, unknown character
+    assert small.tokenize("cafe\u0301") == ["[UNK]"]
+
+
+def test_chinese_characters_become_single_tokens(tok):
+    # each ideograph is its own word: in the vocab, or [UNK] on its own without swallowing neighbours
+    assert tok.tokenize("ah\u535a\u63a8zz") == ["ah", "\u535a", "[UNK]", "z", "##z"]
+
+
+def test_control_characters_dropped_whitespace_splits(tok):
+    assert tok.tokenize("x\u0000y\ufffdz") == ["x", "##y", "##z"]  # dropped characters join their neighbours
+    assert tok.tokenize("a\tb\nc\r\nd\u00a0e\u3000f\u2028g") == list("abcdefg")
+    assert tok.tokenize("a\u200bb\u0001c") == tok.tokenize("abc")
+
+
+def test_wordpiece_longest_match_first_and_unk(small):
+    assert small.tokenize("unwanted running") == ["un", "##want", "##ed", "runn", "##ing"]
+    assert small.tokenize("unwantedX running") == ["[UNK]", "runn", "##ing"]
+    assert small.tokenize("lowest,low") == ["lowest", ",", "low"]
+
+
+def test_words_over_100_characters_are_unknown(tok):
+    assert tok.tokenize("a" * 100) != ["[UNK]"]
+    assert tok.tokenize("a" * 101) == ["[UNK]"]
+    assert tok.tokenize("a" * 101 + "!") == ["[UNK]", "!"]  # the limit applies after the punctuation split
+
+
+def test_literal_special_tokens_stay_whole(tok, cased):
+    assert tok.tokenize("The capital of France is [MASK].") == ["the", "capital", "of", "france", "is", "[MASK]", "."]
+    assert tok.tokenize("word[MASK].") == ["word", "[MASK]", "."]
+    assert tok.tokenize("a[MASK][MASK]b[SEP]") == ["a", "[MASK]", "[MASK]", "b", "[SEP]"]
+    assert tok.tokenize("[mask] [Mask]") == ["[", "mask", "]", "[", "mask", "]"]  # matching is case-sensitive
+    assert cased.tokenize("[MASK] [CLS] [PAD] [UNK]") == ["[MASK]", "[CLS]", "[PAD]", "[UNK]"]
+
+
+def test_final_capital_sigma_lowercases_character_by_character(tok):
+    assert tok.tokenize("\u039f\u0394\u039f\u03a3") == ["\u03bf", "##\u03b4", "##\u03bf", "##\u03c3"]
+
+
+def test_encode_single_and_pair(tok):
+    tokens, ids, segments = tok.encode("Hello, world!", "Good bye.")
+    assert tokens == ["[CLS]", "hello", ",", "world", "!", "[SEP]", "good", "bye", ".", "[SEP]"]
+    assert ids == tok.convert_tokens_to_ids(tokens) and ids[0] == 101 and ids[-1] == 102
+    assert segments == [0] * 6 + [1] * 4
+    assert tok.encode("Hello", max_length=2)[0] == ["[CLS]", "[SEP]"]
+
+
+def test_pair_truncation_is_longest_first(tok):
+    a, b = " ".join("a" * 9), " ".join("b" * 3)
+    tokens, _, segments = tok.encode(a, b, max_length=10)
+    assert tokens == ["[CLS]"] + ["a"] * 4 + ["[SEP]"] + ["b"] * 3 + ["[SEP]"]
+    tokens, _, _ = tok.encode(a, a, max_length=8)  # odd budget 5: the second text gets the extra token
+    assert tokens.index("[SEP]") == 3 and len(tokens) == 8
+
+
+def test_batch_encode_pads_to_longest_row(tok):
+    out = tok.batch_encode(["a b c d", "x"], ["e", "y z"], max_length=512)
+    assert set(out) == {"input_ids", "segment_ids", "attention_mask"}
+    assert all(v.dtype == np.int64 and v.shape == (2, 8) for v in out.values())
+    np.testing.assert_array_equal(out["attention_mask"], [[1] * 8, [1] * 6 + [0] * 2])
+    np.testing.assert_array_equal(out["segment_ids"][1], [0, 0, 0, 1, 1, 1, 0, 0])
+    assert list(out["input_ids"][1, -2:]) == [0, 0]
+
+
+def test_decode_joins_pieces_and_drops_cls_sep_pad(tok):
+    _, ids, _ = tok.encode("Unaffable, isn't it? [MASK]")
+    assert tok.decode(ids + [0, 0]) == "unaffable, isn ' t it? [MASK]"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=60))
+def test_any_text_tokenizes_and_round_trips(tok, text):
+    tokens = tok.tokenize(text)
+    assert all(t in tok.vocab for t in tokens)
+    assert tok.convert_ids_to_tokens(tok.convert_tokens_to_ids(tokens)) == tokens
+    tokens, ids, segments = tok.encode(text, text, max_length=16)
+    assert len(tokens) == len(ids) == len(segments) <= 16
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=30521), max_size=30))
+def test_ids_round_trip_through_tokens(tok, ids):
+    assert tok.convert_tokens_to_ids(tok.convert_ids_to_tokens(ids)) == ids
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t\n", "\ud800", "a\udfffb", "\ue000", "\U0010ffff", "\u0378"])
+def test_odd_strings_do_not_raise(tok, text):
+    assert isinstance(tok.tokenize(text), list)
+    assert tok.encode(text)[0][0] == "[CLS]"
+
+
+@pytest.mark.parametrize("bad", [None, b"bytes", 3, ["list"]])
+def test_non_str_text_raises_type_error(tok, bad):
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        tok.tokenize(bad)
+    with pytest.raises(TypeError, match="text_a must be a str, got " + type(bad).__name__):
+        tok.encode(bad)
+    if bad is not None:  # None is a valid text_b: no second text
+        with pytest.raises(TypeError, match="text_b must be a str, got " + type(bad).__name__):
+            tok.encode("ok", bad)
+
+
+def test_batch_encode_rejects_bad_lists(tok):
+    with pytest.raises(TypeError, match="texts_a must be a list of str, got str"):
+        tok.batch_encode("not a list")
+    with pytest.raises(TypeError, match=r"texts_a\[1\]"):
+        tok.batch_encode(["ok", 5])
+    with pytest.raises(ValueError, match="texts_b has 1 texts but texts_a has 2"):
+        tok.batch_encode(["a", "b"], ["c"])
+
+
+def test_missing_vocab_file_names_the_path(tmp_path):
+    missing = str(tmp_path / "nope" / "vocab.txt")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        FullTokenizer(missing)
+
+
+def test_vocab_without_required_specials_names_them(tmp_path):
+    path = write_vocab(tmp_path, ["[PAD]", "[CLS]", "hello"])
+    with pytest.raises(ValueError, match=r"\[UNK\], \[SEP\]"):
+        FullTokenizer(path)
+
+
+def test_max_length_too_small_raises(tok):
+    with pytest.raises(ValueError, match="need 2"):
+        tok.encode("hello", max_length=1)
+    with pytest.raises(ValueError, match="need 3"):
+        tok.encode("hello", "there", max_length=2)
+    with pytest.raises(ValueError, match="need 3"):
+        tok.batch_encode(["a"], ["b"], max_length=2)
+    with pytest.raises(TypeError, match="max_length must be an int"):
+        tok.encode("hello", max_length=8.0)
+
+
+def test_unknown_id_raises(tok):
+    with pytest.raises(ValueError, match="30522"):
+        tok.convert_ids_to_tokens([5, 30522])
