@@ -35,7 +35,7 @@ SHORT_NAMES = {
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
-RETRIES, RETRY_DELAY = 5, 1.0  # tries in a row without progress; the first delay in seconds, then doubled
+RETRIES, RETRY_DELAY = 4, 0.5  # tries in a row without progress; the first delay in seconds, then doubled
 
 
 def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
