@@ -7,6 +7,7 @@ import json
 import math
 import mmap
 import os
+import pathlib
 import pickle
 import re
 import struct
@@ -35,27 +36,22 @@ SHORT_NAMES = {
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
+OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # environment variables, as huggingface_hub reads them
 RETRIES, RETRY_DELAY = 4, 0.5  # tries in a row without progress; the first delay in seconds, then doubled
 
 
 def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
     """A short name, a hub id owner/name, or a local directory -> (tokenizer, config dict, params)."""
     folder = model_folder(model_name, models_dir)
-    hparams = _read_json(os.path.join(folder, "config.json"))
-    tokenizer_config = _read_json(os.path.join(folder, "tokenizer_config.json"), default={})
+    hparams = json.loads(pathlib.Path(folder, "config.json").read_text(encoding="utf-8"))
+    tokenizer_config = pathlib.Path(folder, "tokenizer_config.json")
+    tokenizer_config = json.loads(tokenizer_config.read_text(encoding="utf-8")) if tokenizer_config.is_file() else {}
     name = os.path.basename(os.path.normpath(model_name)).lower()
     lower = tokenizer_config.get("do_lower_case", "uncased" in name or "cased" not in name)
     tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=bool(lower))
     weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
     state = read_safetensors(weights) if weights.endswith(".safetensors") else read_torch_checkpoint(weights)
     return tokenizer, hparams, to_params(state, hparams["num_hidden_layers"])
-
-
-def _read_json(path, default=None):
-    if default is not None and not os.path.isfile(path):
-        return default
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def model_folder(model_name, models_dir="models"):
@@ -72,7 +68,7 @@ def model_folder(model_name, models_dir="models"):
     for folder in [target] + _hf_cache_snapshots(repo):
         if _is_complete(folder):
             return folder
-    if _offline():
+    if any(os.environ.get(flag, "").strip().upper() in ("1", "ON", "YES", "TRUE") for flag in OFFLINE_FLAGS):
         raise FileNotFoundError(f"{model_name} is not cached (looked in {target} and the Hugging Face cache "
                                 f"{_hf_hub_cache()}) and HF_HUB_OFFLINE is set: unset it or pass a local directory")
     download_model(repo, target)
@@ -82,11 +78,6 @@ def model_folder(model_name, models_dir="models"):
 def _is_complete(folder):
     return all(os.path.isfile(os.path.join(folder, name)) for name in ("config.json", "vocab.txt")) and any(
         os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
-
-
-def _offline():
-    flags = os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", "")
-    return any(flag.strip().upper() in ("1", "ON", "YES", "TRUE") for flag in flags)
 
 
 def _hf_hub_cache():
@@ -187,13 +178,14 @@ def _get(session, url, start):
 
 
 def _announced(r):
-    """(sha256, size) the hub announces: X-Linked-* on the redirect for LFS files, else Content-Length."""
+    """(sha256, size) from the X-Linked-* headers of the hub's redirect to an LFS file, else (None, None).
+
+    Other files are small and come straight from the hub; requests refuses a body short of its Content-Length."""
     for hop in r.history + [r]:
         if "X-Linked-Etag" in hop.headers:
             etag, size = hop.headers["X-Linked-Etag"].removeprefix("W/").strip('"'), hop.headers.get("X-Linked-Size")
             return (etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None), (int(size) if size else None)
-    length = r.headers.get("Content-Length") if r.status_code == 200 else None
-    return None, (int(length) if length else None)
+    return None, None
 
 
 # --- Reading checkpoint files: safetensors, and torch's pickle formats through a restricted unpickler
@@ -337,9 +329,9 @@ def _tensor(t, extents, buf, path):
 
 def to_params(state, n_layers):
     """Map BertModel / BertForPreTraining names (legacy gamma/beta too) to params; weights become (in, out)."""
-    sd = {re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight",
-                                                                 name.removeprefix("bert."))): a
-          for name, a in state.items()}
+    legacy = {"gamma": "weight", "beta": "bias"}  # LayerNorm names of 2019-era checkpoints
+    sd = {re.sub(r"(?<=LayerNorm\.)(gamma|beta)$", lambda m: legacy[m[0]], name.removeprefix("bert.")): array
+          for name, array in state.items()}
 
     def dense(prefix):
         return {"w": sd[prefix + ".weight"].T, "b": sd[prefix + ".bias"]}
