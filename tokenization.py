@@ -27,6 +27,7 @@ UNK, CLS, SEP, PAD, MASK = "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"
 REQUIRED_TOKENS = (UNK, CLS, SEP, PAD)
 MAX_CHARS_PER_WORD = 100
 _CACHE_LIMIT = 200_000
+_GLUED_TO_PREVIOUS = (".", "?", "!", ",", "n't", "'s", "'m", "'ve", "'re")
 
 # ASCII characters BERT treats as punctuation: every non-alphanumeric printable one.
 _ASCII_PUNCT = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
@@ -235,17 +236,15 @@ class FullTokenizer:
 
     def decode(self, ids):
         """Text of `ids` as HF's decode gives it, after dropping [CLS], [SEP] and [PAD]: '##' pieces
-        are joined, other tokens space-separated, and tokens starting with . ? ! , lose the space."""
+        are joined, other tokens space-separated, except that a token starting with . ? ! , n't 's 'm
+        've or 're is glued to the one before (HF's WordPiece decoder clean-up)."""
         tokens = [t for t in self.convert_ids_to_tokens(ids) if t not in (CLS, SEP, PAD)]
-        out = []
-        for i, token in enumerate(tokens):
-            if i and token.startswith("##"):
-                token = token[2:]
-            elif i:
-                token = " " + token
-                if token[1] in ".?!,":
-                    token = token[1:]
-            out.append(token)
+        out = tokens[:1]
+        for token in tokens[1:]:
+            if token.startswith("##"):
+                out.append(token[2:])
+            else:
+                out.append(token if token.startswith(_GLUED_TO_PREVIOUS) else " " + token)
         return "".join(out)
 
     # --- model inputs ---------------------------------------------------------------------------

@@ -116,6 +116,13 @@ def test_decode_joins_pieces_and_drops_cls_sep_pad(tok):
     assert tok.decode(ids + [0, 0]) == "unaffable, isn ' t it? [MASK]"
 
 
+def test_decode_glues_what_hf_decoder_glues(tmp_path):
+    """HF's WordPiece decoder glues tokens starting with . ? ! , n't 's 'm 've 're; a leading ## stays."""
+    tokens = ["##x", "a", "...", ",x", "n't", "'s", "'m", "'ve", "'re", "do", "'", "##x"]
+    small = FullTokenizer(write_vocab(tmp_path, ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + tokens))
+    assert small.decode(small.convert_tokens_to_ids(tokens)) == "##x a...,xn't's'm've're do 'x"
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=60))
 def test_any_text_tokenizes_and_round_trips(tok, text):
