@@ -39,7 +39,9 @@ _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700,
 
 # HF's Rust tokenizer classifies characters with older Unicode tables than Python 3.11's (Unicode 14):
 # these code points were unassigned there (so ordinary letters, "Lo") or had another category.
-# Found by tokenizing "a" + chr(cp) + "b" for every code point with both tokenizers.
+# Found by tokenizing "a" + chr(cp) + "b" for every code point with both tokenizers (tests/golden/tokenizer/
+# codepoints.json keeps planes 0-2). A newer Python knows more characters than Unicode 14: HF treats those
+# as letters, this module by their new category.
 _HF_CATEGORY_OVERRIDES = """
 Lo 61D 7FD 890-891 898-89F 8CA-8E2 9FD-9FE A76 AFA-AFF B55 C04 C3C C77 C84 D00 D3B-D3C D81 EBA 180F 1885-1886
    1ABF-1ACE 1B7D-1B7E 1DF6-1DFB 2E43-2E4F 2E52-2E5D A82C A8C5 A8FF A9BD 10D24-10D27 10EAB-10EAD 10F46-10F50
