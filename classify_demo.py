@@ -13,14 +13,13 @@ import functools
 import os
 import sys
 
+import datasets
 import numpy as np
 from datasets import load_dataset
 from datasets.exceptions import DatasetsError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from utils import POOLINGS, check_pooling, embed, load_tokenizer_hparams_and_params
 
@@ -148,6 +147,7 @@ def compute_features(dataset, args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    datasets.disable_progress_bars()  # embed shows the one bar that matters
     dataset = load_rows(args)
     labels = np.asarray(dataset[args.label_column])
     train, test = split_indices(labels, args)
@@ -158,7 +158,7 @@ def main(argv=None):
         sys.exit(f"error: {err}")
 
     features = compute_features(dataset, args)
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    classifier = LogisticRegression(max_iter=1000)
     classifier.fit(features[train], labels[train])
     classes = np.unique(labels)
     names = getattr(dataset.features[args.label_column], "names", None)  # a ClassLabel's class names

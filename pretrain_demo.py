@@ -108,7 +108,7 @@ def main(argv=None):
             continue
         correct += candidates[0][0] == tokens[position]
         if args.verbose:
-            print(f"position {position}: actual {tokens[position]!r}, predicted {candidates[0][0]!r}; "
+            print(f"position {position}: actual {tokens[position]}  predicted {candidates[0][0]}  "
                   f"top-{args.top_k}: {format_candidates(candidates)}")
     if args.verbose and is_next_prob is not None:
         print(f"P(text_b follows text_a) = {is_next_prob:.4f}")

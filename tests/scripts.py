@@ -1,0 +1,23 @@
+"""Run the repository's command-line scripts as a user would: a fresh Python process, offline."""
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def run_script(script, *args, env=None):
+    """CompletedProcess of `python <script> <args>` in the repository root (text stdout/stderr)."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], cwd=ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def assert_one_line_error(result, *fragments):
+    """A clean failure: non-zero exit, one line on stderr mentioning every fragment, no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -1,0 +1,71 @@
+"""utils.embed on the real all-MiniLM-L6-v2 against sentence-transformers / HF transformers
+(tests/golden/minilm_embed.npz, written by tests/make_golden_embed.py)."""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN_DIR
+from utils import embed, load_tokenizer_hparams_and_params
+
+GOLDEN = np.load(os.path.join(GOLDEN_DIR, "minilm_embed.npz"))
+TEXTS = [str(text) for text in GOLDEN["texts"]]  # lengths deliberately unsorted, one over max_length
+MAX_LENGTH = int(GOLDEN["max_length"])
+
+
+@pytest.fixture(scope="module")
+def model(minilm):
+    """(tokenizer, params, hparams): the order embed takes them in."""
+    tokenizer, hparams, params = load_tokenizer_hparams_and_params(minilm)
+    return tokenizer, params, hparams
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
+def test_matches_sentence_transformers_and_transformers(model, pooling):
+    features = embed(TEXTS, *model, batch_size=3, pooling=pooling, max_length=MAX_LENGTH, progress=False)
+    assert features.dtype == np.float32 and features.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(features, GOLDEN[pooling], rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
+def test_batched_equals_one_at_a_time_in_input_order(model, pooling):
+    batched = embed(TEXTS, *model, batch_size=3, pooling=pooling, max_length=MAX_LENGTH, progress=False)
+    single = np.concatenate([embed([text], *model, batch_size=1, pooling=pooling, max_length=MAX_LENGTH,
+                                   progress=False) for text in TEXTS])
+    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-5)
+    reverse = embed(TEXTS[::-1], *model, batch_size=3, pooling=pooling, max_length=MAX_LENGTH, progress=False)
+    np.testing.assert_allclose(reverse[::-1], batched, rtol=0, atol=1e-5)
+
+
+def test_poolings_differ_and_mean_ignores_padding(model):
+    """Padding a short text inside a batch of long ones must not change its mean."""
+    short, long_ = "ok", "a much longer sentence that forces a lot of padding onto the short one ."
+    alone = embed([short], *model, pooling="mean", progress=False)
+    padded = embed([short, long_], *model, batch_size=2, pooling="mean", progress=False)
+    np.testing.assert_allclose(padded[0], alone[0], rtol=0, atol=1e-5)
+    cls = embed([short], *model, pooling="cls", progress=False)
+    assert np.abs(cls - alone).max() > 0.1
+
+
+def test_progress_bar_only_when_asked(model, capsys):
+    embed(TEXTS[:2], *model, progress=False)
+    assert capsys.readouterr().err == ""
+    embed(TEXTS[:2], *model, progress=True)
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_empty_list_gives_no_rows(model):
+    features = embed([], *model, progress=False)
+    assert features.shape == (0, 384) and features.dtype == np.float32
+
+
+def test_bad_arguments_raise_clear_errors(model):
+    tokenizer, params, hparams = model
+    without_pooler = {name: value for name, value in params.items() if name != "pooler"}
+    with pytest.raises(ValueError, match="no pooler: use pooling 'cls' or 'mean'"):
+        embed(TEXTS, tokenizer, without_pooler, hparams, progress=False)
+    assert embed(TEXTS[:1], tokenizer, without_pooler, hparams, pooling="cls", progress=False).shape == (1, 384)
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        embed(TEXTS, *model, pooling="max")
+    with pytest.raises(TypeError, match="list of texts"):
+        embed("one text", *model)
