@@ -1,0 +1,120 @@
+"""classify_demo.py end to end, as a subprocess: the real all-MiniLM-L6-v2 on real movie-review sentences."""
+import csv
+import json
+import os
+import re
+
+import pytest
+
+from classify_demo import bare_pairs_to_flags
+from conftest import SHARED_DATA
+from scripts import assert_one_line_error, run_script
+
+RT_POLARITY = os.path.join(SHARED_DATA, "rt_polarity_sample.csv")  # 2,000 rows, 1,000 per class
+REPORT_ACCURACY = re.compile(r"^\s*accuracy\s+(\d\.\d+)\s+(\d+)$", re.M)
+
+
+def classify(cache, *args):
+    """Run the demo with its own datasets cache folder."""
+    return run_script("classify_demo.py", *args, env={"HF_DATASETS_CACHE": str(cache)})
+
+
+def accuracy_and_support(result):
+    assert result.returncode == 0, result.stderr
+    match = REPORT_ACCURACY.search(result.stdout)
+    assert match, result.stdout
+    return float(match[1]), int(match[2])
+
+
+@pytest.fixture(scope="module")
+def rt_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("datasets-cache")
+
+
+@pytest.fixture(scope="module")
+def bare_pairs_run(rt_cache, minilm):
+    """All 2,000 sentences, mean pooling, in the seed README's bare `key value` form, on an empty cache."""
+    return classify(rt_cache, "dataset_name", RT_POLARITY, "N", 2000, "test_ratio", 0.2, "model_name", minilm,
+                    "pooling", "mean")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    """The first 20 real sentences of each class, for the quick runs."""
+    with open(RT_POLARITY, encoding="utf-8", newline="") as f:
+        all_rows = list(csv.DictReader(f))
+    return [r for label in "01" for r in [r for r in all_rows if r["label"] == label][:20]]
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_real_model_on_real_sentences_is_accurate(bare_pairs_run):
+    accuracy, support = accuracy_and_support(bare_pairs_run)
+    assert support == 400  # test_ratio 0.2 of 2,000
+    assert accuracy >= 0.72
+    assert "2000/2000" in bare_pairs_run.stderr  # embed's progress bar: the features were computed
+    assert "Warning" not in bare_pairs_run.stderr  # e.g. no ConvergenceWarning
+
+
+def flags_run(cache, minilm):
+    return classify(cache, "--dataset_name", RT_POLARITY, "--N", 2000, "--test_ratio", 0.2,
+                    "--model_name", minilm, "--pooling", "mean")
+
+
+def test_flags_form_computes_the_same_report(bare_pairs_run, tmp_path, minilm):
+    result = flags_run(tmp_path / "cache", minilm)
+    assert accuracy_and_support(result) == accuracy_and_support(bare_pairs_run)
+    assert result.stdout == bare_pairs_run.stdout
+    assert "2000/2000" in result.stderr
+
+
+def test_rerun_reads_the_features_from_the_datasets_cache(bare_pairs_run, rt_cache, minilm):
+    result = flags_run(rt_cache, minilm)  # the other form, same settings: same datasets fingerprint
+    assert result.stdout == bare_pairs_run.stdout
+    assert "embed" not in result.stderr  # no progress bar: nothing was recomputed
+
+
+def test_small_run_with_other_columns_from_jsonl_and_too_large_n(tmp_path, rows, minilm):
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps({"review": r["text"], "stars": int(r["label"])}) + "\n" for r in rows))
+    result = classify(tmp_path / "cache", "--dataset_name", path, "--text_column", "review", "--label_column",
+                      "stars", "--N", 100, "--test_ratio", 0.25, "--model_name", minilm, "--pooling", "cls")
+    assert accuracy_and_support(result)[1] == 10
+    assert "note: N=100 is more than the 40 rows of the dataset: using all of them" in result.stderr
+    assert "40/40" in result.stderr
+
+
+def test_bare_pairs_become_flags():
+    assert bare_pairs_to_flags(["N", "10", "--seed", "-3", "pooling", "mean", "--test_ratio=0.5"]) == [
+        "--N", "10", "--seed", "-3", "--pooling", "mean", "--test_ratio=0.5"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model_name", "no-such-bert"], "unknown model 'no-such-bert'"),
+    (["--dataset_name", "missing.csv"], "dataset file not found: missing.csv"),
+    (["--test_ratio", 0], "test_ratio must be strictly between 0 and 1, got 0.0"),
+    (["--test_ratio", 1], "test_ratio must be strictly between 0 and 1, got 1.0"),
+    (["--dataset_name", "some/hub-dataset"], "could not load dataset 'some/hub-dataset'"),
+])
+def test_bad_arguments_are_one_clear_line(tmp_path, rows, minilm, args, message):
+    data = write_csv(tmp_path / "ok.csv", ["text", "label"], [(r["text"], r["label"]) for r in rows])
+    result = classify(tmp_path / "cache", "--dataset_name", data, "--N", 40, "--model_name", minilm, *args)
+    assert_one_line_error(result, message)
+
+
+def test_dataset_without_text_or_label_columns(tmp_path, rows, minilm):
+    data = write_csv(tmp_path / "renamed.csv", ["sentence", "y"], [(r["text"], r["label"]) for r in rows])
+    result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", minilm)
+    assert_one_line_error(result, "has no column 'text', 'label' (it has sentence, y)", "--text_column")
+
+
+def test_a_single_class(tmp_path, rows, minilm):
+    data = write_csv(tmp_path / "positive.csv", ["text", "label"], [(r["text"], 1) for r in rows])
+    result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", minilm)
+    assert_one_line_error(result, "the labels have 1 class(es) among 40 rows; need at least two")
