@@ -10,6 +10,7 @@ import os
 import pathlib
 import pickle
 import re
+import shutil
 import struct
 import time
 import zipfile
@@ -100,8 +101,22 @@ def _hf_cache_snapshots(repo):
 # --- Download: streamed, resumed with HTTP Range, retried with backoff, verified, renamed into place
 
 def download_model(repo, folder):
-    """Fetch config.json, vocab.txt, tokenizer_config.json (if any) and the weights of a hub repository."""
+    """Fetch config.json, vocab.txt, tokenizer_config.json (if any) and the weights of a hub repository.
+    A folder this call creates is removed again if the download fails."""
+    created = os.path.abspath(folder)  # the outermost folder this call creates, if any
+    while not os.path.isdir(os.path.dirname(created)):
+        created = os.path.dirname(created)
+    created = None if os.path.isdir(created) else created
     os.makedirs(folder, exist_ok=True)
+    try:
+        _download_files(repo, folder)
+    except BaseException:
+        if created:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _download_files(repo, folder):
     with requests.Session() as session:
         session.headers.update({"User-Agent": "numpy-bert", "Accept-Encoding": "identity"})  # Range needs identity
         if os.environ.get("HF_TOKEN"):  # requests drops it on a redirect to another host

@@ -165,14 +165,14 @@ def test_a_corrupted_download_is_refused_and_nothing_is_left(hub):
     with pytest.raises(ValueError, match=r"tiny-bert/model.safetensors has (\d+) bytes with sha256 [0-9a-f]{64}, the "
                                          r"hub announced \1 bytes with sha256 [0-9a-f]{64}: refused"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
-    assert files_in("models/test-org/tiny-bert") == ["config.json", "tokenizer_config.json", "vocab.txt"]
+    assert not os.path.exists("models")  # no corrupt file, no .part, no half-filled folder
 
 
 def test_a_short_download_is_refused_and_nothing_is_left(hub):
     hub.faults["model.safetensors"] = "short"
     with pytest.raises(ValueError, match=r"model.safetensors has 975958 bytes .* the hub announced 975968 bytes"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
-    assert files_in("models/test-org/tiny-bert") == ["config.json", "tokenizer_config.json", "vocab.txt"]
+    assert not os.path.exists("models")  # no corrupt file, no .part, no half-filled folder
 
 
 def test_missing_safetensors_falls_back_to_pytorch_model_bin(hub):
@@ -187,18 +187,27 @@ def test_a_repository_without_weights(hub):
     os.remove(os.path.join(hub.root, "test-org", "tiny-bert", "model.safetensors"))
     with pytest.raises(FileNotFoundError, match="test-org/tiny-bert has neither model.safetensors nor pytorch"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
+    assert not os.path.exists("models")  # the half-fetched folder is gone
 
 
 def test_a_missing_file_is_named(hub):
     os.remove(os.path.join(hub.root, "test-org", "tiny-bert", "vocab.txt"))
     with pytest.raises(FileNotFoundError, match="test-org/tiny-bert/vocab.txt: no such file on http://127"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
+    assert not os.path.exists("models")
 
 
 def test_an_unknown_repository_says_so(hub):
     with pytest.raises(PermissionError, match="nobody/nothing/config.json: HTTP 401 RepoNotFound. The repository"):
         utils.load_tokenizer_hparams_and_params("nobody/nothing")
-    assert not os.path.exists("models/nobody/nothing/config.json")
+    assert not os.path.exists("models")
+
+
+def test_a_failed_download_keeps_folders_it_did_not_create(hub):
+    os.makedirs("models/nobody/keep")
+    with pytest.raises(PermissionError):
+        utils.load_tokenizer_hparams_and_params("nobody/nothing")
+    assert os.listdir("models/nobody") == ["keep"]
 
 
 def test_a_gated_repository_needs_hf_token(hub, monkeypatch):
