@@ -95,8 +95,8 @@ def main(argv=None):
         mlm_probs, is_next_prob = run_model(masked_ids, segment_ids, masked, params, hparams,
                                              with_nsp=args.text_b is not None)
     except ValueError as err:
-        sys.exit(f"error: {err} (model {args.model_name!r}); pretrain_demo needs a checkpoint with "
-                 "pre-training heads, such as bert-base-uncased")
+        sys.exit(f"error: {args.model_name}: {err}; pretrain_demo needs a checkpoint with its pre-training "
+                 "heads, such as bert-base-uncased")
 
     if args.verbose and not fill_mask:
         print("masked input:", " ".join(tokenizer.convert_ids_to_tokens(masked_ids)))

@@ -80,14 +80,15 @@ def test_rerun_reads_the_features_from_the_datasets_cache(bare_pairs_run, rt_cac
     assert "embed" not in result.stderr  # no progress bar: nothing was recomputed
 
 
-def test_small_run_with_other_columns_from_jsonl_and_too_large_n(tmp_path, rows, minilm):
+def test_jsonl_with_other_columns_too_large_n_and_two_processes(tmp_path, rows, minilm):
     path = tmp_path / "reviews.jsonl"
     path.write_text("".join(json.dumps({"review": r["text"], "stars": int(r["label"])}) + "\n" for r in rows))
     result = classify(tmp_path / "cache", "--dataset_name", path, "--text_column", "review", "--label_column",
-                      "stars", "--N", 100, "--test_ratio", 0.25, "--model_name", minilm, "--pooling", "cls")
+                      "stars", "--N", 100, "--test_ratio", 0.25, "--model_name", minilm, "--pooling", "cls",
+                      "--num_proc", 2)
     assert accuracy_and_support(result)[1] == 10
     assert "note: N=100 is more than the 40 rows of the dataset: using all of them" in result.stderr
-    assert "40/40" in result.stderr
+    assert result.stderr.count("20/20") >= 2  # one embed bar per process, 20 rows each
 
 
 def test_bare_pairs_become_flags():
