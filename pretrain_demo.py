@@ -65,10 +65,9 @@ def format_candidates(candidates):
     return ", ".join(f"{token} {prob:.4f}" for token, prob in candidates)
 
 
-def run_model(input_ids, segment_ids, masked, params, hparams, with_nsp):
+def predict(seq_output, pooled_output, masked, params, hparams, with_nsp):
     """MLM probabilities (len(masked), V) at the masked positions and, with_nsp, the probability that
     text_b follows text_a. Raises ValueError when the checkpoint lacks a head that is needed."""
-    seq_output, pooled_output = bert(np.asarray([input_ids]), np.asarray([segment_ids]), params, hparams)
     mlm_probs = softmax(mlm_head(seq_output[0, masked], params, hparams))
     is_next_prob = float(softmax(nsp_head(pooled_output[0], params))[0]) if with_nsp else None
     return mlm_probs, is_next_prob
@@ -91,9 +90,10 @@ def main(argv=None):
     mask_id = tokenizer.convert_tokens_to_ids(["[MASK]"])[0]
     masked_ids = [mask_id if i in masked else token_id for i, token_id in enumerate(input_ids)]
 
+    seq_output, pooled_output = bert(np.asarray([masked_ids]), np.asarray([segment_ids]), params, hparams)
     try:
-        mlm_probs, is_next_prob = run_model(masked_ids, segment_ids, masked, params, hparams,
-                                             with_nsp=args.text_b is not None)
+        mlm_probs, is_next_prob = predict(seq_output, pooled_output, masked, params, hparams,
+                                          with_nsp=args.text_b is not None)
     except ValueError as err:
         sys.exit(f"error: {args.model_name}: {err}; pretrain_demo needs a checkpoint with its pre-training "
                  "heads, such as bert-base-uncased")
