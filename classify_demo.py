@@ -87,10 +87,15 @@ def load_rows(args):
     if missing:
         sys.exit(f"error: dataset {args.dataset_name!r} has no column {', '.join(map(repr, missing))} "
                  f"(it has {', '.join(dataset.column_names)}): choose with --text_column / --label_column")
+    complete = dataset.select_columns(list(columns)).filter(
+        lambda text, label: text is not None and label is not None, input_columns=list(columns))
+    if len(complete) < len(dataset):
+        print(f"note: left out {len(dataset) - len(complete)} of {len(dataset)} rows: no text or no label",
+              file=sys.stderr)
+    dataset = complete.shuffle(seed=args.seed)
     if args.N > len(dataset):
         print(f"note: N={args.N} is more than the {len(dataset)} rows of the dataset: using all of them",
               file=sys.stderr)
-    dataset = dataset.select_columns(list(columns)).shuffle(seed=args.seed)
     return dataset.select(range(min(args.N, len(dataset))))
 
 

@@ -82,11 +82,13 @@ def test_rerun_reads_the_features_from_the_datasets_cache(bare_pairs_run, rt_cac
 
 def test_jsonl_with_other_columns_too_large_n_and_two_processes(tmp_path, rows, minilm):
     path = tmp_path / "reviews.jsonl"
-    path.write_text("".join(json.dumps({"review": r["text"], "stars": int(r["label"])}) + "\n" for r in rows))
+    records = [{"review": r["text"], "stars": int(r["label"])} for r in rows] + [{"review": None, "stars": 1}]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
     result = classify(tmp_path / "cache", "--dataset_name", path, "--text_column", "review", "--label_column",
                       "stars", "--N", 100, "--test_ratio", 0.25, "--model_name", minilm, "--pooling", "cls",
                       "--num_proc", 2)
     assert accuracy_and_support(result)[1] == 10
+    assert "note: left out 1 of 41 rows: no text or no label" in result.stderr
     assert "note: N=100 is more than the 40 rows of the dataset: using all of them" in result.stderr
     assert result.stderr.count("20/20") >= 2  # one embed bar per process, 20 rows each
 
