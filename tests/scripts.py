@@ -1,5 +1,7 @@
 """Run the repository's command-line scripts as a user would: a fresh Python process, offline."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -21,3 +23,16 @@ def assert_one_line_error(result, *fragments):
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def copy_without_tensors(src, dst, prefix):
+    """A copy of the checkpoint folder whose model.safetensors header no longer lists tensors named
+    prefix*; their bytes stay in place, unreferenced."""
+    shutil.copytree(src, dst)
+    path = dst / "model.safetensors"
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = {k: v for k, v in json.loads(raw[8:8 + n]).items() if not k.startswith(prefix)}
+    new_header = json.dumps(header).encode()
+    path.write_bytes(len(new_header).to_bytes(8, "little") + new_header + raw[8 + n:])
+    return str(dst)

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from classify_demo import bare_pairs_to_flags
-from conftest import SHARED_DATA
-from scripts import assert_one_line_error, run_script
+from conftest import GOLDEN_DIR, SHARED_DATA
+from scripts import assert_one_line_error, copy_without_tensors, run_script
 
 RT_POLARITY = os.path.join(SHARED_DATA, "rt_polarity_sample.csv")  # 2,000 rows, 1,000 per class
 REPORT_ACCURACY = re.compile(r"^\s*accuracy\s+(\d\.\d+)\s+(\d+)$", re.M)
@@ -121,3 +121,12 @@ def test_a_single_class(tmp_path, rows, minilm):
     data = write_csv(tmp_path / "positive.csv", ["text", "label"], [(r["text"], 1) for r in rows])
     result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", minilm)
     assert_one_line_error(result, "the labels have 1 class(es) among 40 rows; need at least two")
+
+
+def test_default_pooler_on_a_checkpoint_without_one(tmp_path, rows):
+    folder = copy_without_tensors(os.path.join(GOLDEN_DIR, "tiny-gelu"), tmp_path / "no-pooler", "bert.pooler.")
+    data = write_csv(tmp_path / "ok.csv", ["text", "label"], [(r["text"], r["label"]) for r in rows])
+    result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", folder)
+    assert_one_line_error(result, "this checkpoint has no pooler: use pooling 'cls' or 'mean'")
+    result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", folder, "pooling", "cls")
+    assert accuracy_and_support(result)[1] == 8

@@ -1,14 +1,12 @@
 """pretrain_demo.py end to end, as a subprocess, on the tiny checkpoint with both pre-training heads."""
-import json
 import os
 import re
-import shutil
 
 import pytest
 
 import tokenization
 from conftest import GOLDEN_DIR
-from scripts import assert_one_line_error, run_script
+from scripts import assert_one_line_error, copy_without_tensors, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
 TEXT_A = "The apple doesn't fall far from the tree, as people in the old town used to say."
@@ -112,15 +110,3 @@ def test_unknown_model_and_bad_options_fail_cleanly():
     bad_prob = demo("--text_a", TEXT_A, "--mask_prob", 1.5)
     assert bad_prob.returncode == 2 and "--mask_prob must be between 0 and 1" in bad_prob.stderr
 
-
-def copy_without_tensors(src, dst, prefix):
-    """A copy of the checkpoint folder whose model.safetensors header no longer lists tensors named
-    prefix*; their bytes stay in place, unreferenced."""
-    shutil.copytree(src, dst)
-    path = dst / "model.safetensors"
-    raw = path.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = {k: v for k, v in json.loads(raw[8:8 + n]).items() if not k.startswith(prefix)}
-    new_header = json.dumps(header).encode()
-    path.write_bytes(len(new_header).to_bytes(8, "little") + new_header + raw[8 + n:])
-    return str(dst)
