@@ -400,9 +400,10 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", ma
 
     pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector) or "mean" (the final token
     vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
-    length into batches, so little padding is computed; a text longer than max_length tokens is cut,
-    keeping the final [SEP]."""
+    length into batches, so little padding is computed; a text longer than max_length tokens (or than the
+    model's max_position_embeddings, if smaller) is cut, keeping the final [SEP]."""
     check_pooling(pooling, params)
+    max_length = min(max_length, hparams["max_position_embeddings"])
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
     texts = list(texts)

@@ -69,3 +69,12 @@ def test_bad_arguments_raise_clear_errors(model):
         embed(TEXTS, *model, pooling="max")
     with pytest.raises(TypeError, match="list of texts"):
         embed("one text", *model)
+
+
+def test_texts_are_cut_to_the_models_position_limit():
+    tokenizer, hparams, params = load_tokenizer_hparams_and_params(os.path.join(GOLDEN_DIR, "tiny-gelu"))
+    assert hparams["max_position_embeddings"] == 64
+    texts = ["the end of the story . " * 40, "short"]
+    features = embed(texts, tokenizer, params, hparams, pooling="mean", progress=False)  # max_length 512
+    cut = embed(texts, tokenizer, params, hparams, pooling="mean", max_length=64, progress=False)
+    np.testing.assert_array_equal(features, cut)
