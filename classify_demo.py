@@ -39,7 +39,7 @@ def parse_args(argv):
                         help="short name, hub id (owner/name) or local folder (default: %(default)s)")
     parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
     parser.add_argument("--pooling", choices=POOLINGS, default="pooler",
-                        help="sentence feature: pooler output, [CLS] vector, or masked mean (default: %(default)s)")
+                        help="sentence feature: pooler output, [CLS] vector or masked mean (default: %(default)s)")
     parser.add_argument("--batch_size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
     parser.add_argument("--num_proc", type=int, default=1, help="processes for feature extraction (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for shuffling and splitting (default: 0)")

@@ -27,8 +27,10 @@ def parse_args(argv=None):
     parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
     parser.add_argument("--mask_prob", type=float, default=0.15,
                         help="share of word pieces to mask, in [0, 1] (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=123, help="seed for choosing the masked positions")
-    parser.add_argument("--top_k", type=int, default=5, help="candidates shown per masked position")
+    parser.add_argument("--seed", type=int, default=123,
+                        help="seed for choosing the masked positions (default: %(default)s)")
+    parser.add_argument("--top_k", type=int, default=5,
+                        help="candidates shown per masked position (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true",
                         help="show the masked input, the top-k candidates and the NSP probability")
     args = parser.parse_args(argv)

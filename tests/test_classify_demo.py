@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+from datasets import ClassLabel, Dataset, Features, Value
 
 from classify_demo import bare_pairs_to_flags
 from conftest import GOLDEN_DIR, SHARED_DATA
@@ -91,6 +92,18 @@ def test_jsonl_with_other_columns_too_large_n_and_two_processes(tmp_path, rows, 
     assert "note: left out 1 of 41 rows: no text or no label" in result.stderr
     assert "note: N=100 is more than the 40 rows of the dataset: using all of them" in result.stderr
     assert result.stderr.count("20/20") >= 2  # one embed bar per process, 20 rows each
+
+
+def test_parquet_with_class_names(tmp_path, rows, minilm):
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    data = Dataset.from_dict({"text": [r["text"] for r in rows], "label": [int(r["label"]) for r in rows]},
+                             features=features)
+    data.to_parquet(tmp_path / "reviews.parquet")
+    result = classify(tmp_path / "cache", "dataset_name", tmp_path / "reviews.parquet", "N", 40,
+                      "model_name", minilm, "pooling", "mean")
+    assert accuracy_and_support(result)[1] == 8
+    assert re.search(r"^ +negative( +[01]\.\d{4}){3} +4$", result.stdout, re.M)  # ClassLabel names
+    assert re.search(r"^ +positive( +[01]\.\d{4}){3} +4$", result.stdout, re.M)
 
 
 def test_bare_pairs_become_flags():
