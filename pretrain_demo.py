@@ -82,10 +82,12 @@ def main(argv=None):
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
 
+    text_b = args.text_b or None  # an empty second text is no second text, as in the tokenizer
     max_length = min(512, hparams["max_position_embeddings"])
-    tokens, input_ids, segment_ids = tokenizer.encode(args.text_a, args.text_b, max_length=max_length)
-    if len(tokens) == max_length:
-        print(f"note: the input was cut to the model's limit of {max_length} tokens", file=sys.stderr)
+    tokens, input_ids, segment_ids = tokenizer.encode(args.text_a, text_b, max_length=max_length)
+    n_tokens = sum(len(tokenizer.tokenize(text)) + 1 for text in (args.text_a, text_b) if text) + 1
+    if n_tokens > max_length:
+        print(f"note: the input has {n_tokens} tokens, cut to the model's limit of {max_length}", file=sys.stderr)
 
     fill_mask = [i for i, token in enumerate(tokens) if token == "[MASK]"]
     masked = fill_mask or choose_masked_positions(tokens, args.mask_prob, args.seed)
@@ -95,30 +97,37 @@ def main(argv=None):
     seq_output, pooled_output = bert(np.asarray([masked_ids]), np.asarray([segment_ids]), params, hparams)
     try:
         mlm_probs, is_next_prob = predict(seq_output, pooled_output, masked, params, hparams,
-                                          with_nsp=args.text_b is not None)
+                                          with_nsp=text_b is not None)
     except ValueError as err:
         sys.exit(f"error: {args.model_name}: {err}; pretrain_demo needs a checkpoint with its pre-training "
                  "heads, such as bert-base-uncased")
 
+    for n, (position, probs) in enumerate(zip(fill_mask, mlm_probs), start=1):
+        candidates = top_k_candidates(probs, tokenizer, args.top_k)
+        print(f"[MASK] {n} (position {position}): {format_candidates(candidates)}")
     if args.verbose and not fill_mask:
         print("masked input:", " ".join(tokenizer.convert_ids_to_tokens(masked_ids)))
-    correct = 0
-    for n, (position, probs) in enumerate(zip(masked, mlm_probs), start=1):
-        candidates = top_k_candidates(probs, tokenizer, args.top_k)
-        if fill_mask:
-            print(f"[MASK] {n} (position {position}): {format_candidates(candidates)}")
-            continue
-        correct += candidates[0][0] == tokens[position]
-        if args.verbose:
-            print(f"position {position}: actual {tokens[position]}  predicted {candidates[0][0]}  "
-                  f"top-{args.top_k}: {format_candidates(candidates)}")
+    accuracy = None if fill_mask else mlm_accuracy(tokens, masked, mlm_probs, tokenizer, args.top_k, args.verbose)
     if args.verbose and is_next_prob is not None:
         print(f"P(text_b follows text_a) = {is_next_prob:.4f}")
 
-    if not fill_mask:
-        print(f"mlm_accuracy = {correct / len(masked) if masked else float('nan')}")
+    if accuracy is not None:
+        print(f"mlm_accuracy = {accuracy}")
     if is_next_prob is not None:
         print(f"is_next_sentence = {is_next_prob > 0.5}")
+
+
+def mlm_accuracy(tokens, masked, mlm_probs, tokenizer, top_k, verbose):
+    """Share of masked positions whose most likely token is the actual one (nan when none is masked);
+    verbose prints each position's actual token, prediction and top-k candidates."""
+    correct = 0
+    for position, probs in zip(masked, mlm_probs):
+        candidates = top_k_candidates(probs, tokenizer, top_k)
+        correct += candidates[0][0] == tokens[position]
+        if verbose:
+            print(f"position {position}: actual {tokens[position]}  predicted {candidates[0][0]}  "
+                  f"top-{top_k}: {format_candidates(candidates)}")
+    return correct / len(masked) if masked else float("nan")
 
 
 if __name__ == "__main__":

@@ -110,3 +110,10 @@ def test_unknown_model_and_bad_options_fail_cleanly():
     bad_prob = demo("--text_a", TEXT_A, "--mask_prob", 1.5)
     assert bad_prob.returncode == 2 and "--mask_prob must be between 0 and 1" in bad_prob.stderr
 
+
+
+def test_long_input_is_cut_to_the_models_limit_with_a_note():
+    result = demo("--text_a", "word " * 80, "--mask_prob", 0.5, "--verbose")  # tiny-gelu: 64 positions
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "note: the input has 82 tokens, cut to the model's limit of 64\n"
+    assert len(masked_lines(result.stdout)) == 31  # 0.5 × the 62 word pieces left
