@@ -216,11 +216,12 @@ def _map(path):
 
 
 def _array(buf, dtype, shape, offset, strides=None):
-    """A read-only view of buf; F16 and BF16 become float32 copies."""
+    """A read-only view of buf; F16 and BF16 become float32 copies, and so does misaligned data (a file whose
+    header length is not a multiple of 4), which NumPy would otherwise copy at every matrix product."""
     a = np.ndarray(shape, DTYPES[dtype], buf, offset, strides)
     if dtype == "BF16":
         return (a.astype(np.uint32) << 16).view(np.float32)
-    return a.astype(np.float32) if dtype == "F16" else a
+    return a.astype(np.float32) if dtype == "F16" or not a.flags.aligned else a
 
 
 def read_safetensors(path):

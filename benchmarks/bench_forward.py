@@ -73,6 +73,7 @@ def write_checkpoint(folder):
         header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
     head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)  # data aligned to 8 bytes, as the safetensors library writes it
     with open(os.path.join(folder, "model.safetensors"), "wb") as f:
         f.write(len(head).to_bytes(8, "little") + head)
         for a in tensors.values():

@@ -38,6 +38,16 @@ def test_dtypes_are_read_as_float32_and_int64(tmp_path):
     assert tensors["i64"].dtype == np.int64 and tensors["i64"].tolist() == [7, -3, 2 ** 40]
 
 
+def test_misaligned_float32_data_is_copied_into_an_aligned_array(tmp_path):
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}).encode()
+    header += b" " * (-len(header) % 8 + 2)  # data starts 2 bytes past a multiple of 4
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + values.tobytes())
+    w = utils.read_safetensors(str(path))["w"]
+    assert w.flags.aligned and np.array_equal(w, values)
+
+
 def test_float32_tensors_are_read_only_views_of_the_mapped_file(minilm):
     tensors = utils.read_safetensors(os.path.join(minilm, "model.safetensors"))
     word = tensors["embeddings.word_embeddings.weight"]
