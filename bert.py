@@ -19,27 +19,37 @@ import numpy as np
 ERF_COEFFICIENTS = np.array([1.128379705434803, 0.10276548184981954, -1.8438481213772036e-4,
                              -6.2571835640519e-4, 8.971200789915886e-5, -5.985569967442176e-6,
                              1.5895131123862143e-7], dtype=np.float32)
+# The same for GELU: x/2 * (1 + erf(x/sqrt(2))) = x/2 * (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + exp(-2u)),
+# with 2u = x * Q(x^2) and Q(s) = sqrt(2) * P(s / 2), i.e. Q_k = sqrt(2) * P_k / 2^k: fewer passes than erf + 3.
+GELU_COEFFICIENTS = (np.sqrt(2) * ERF_COEFFICIENTS / 2.0 ** np.arange(7)).astype(np.float32)
+
+
+def polynomial(s, coefficients):
+    """c[0] + c[1] s + ... + c[n] s^n by Horner's rule, in place on one new array."""
+    p = s * coefficients[-1]
+    p += coefficients[-2]
+    for c in coefficients[-3::-1]:
+        p *= s
+        p += c
+    return p
 
 
 def erf(x):
     """The error function, elementwise, float32."""
     with np.errstate(over="ignore"):  # for huge |x| the polynomial overflows to inf, and tanh(inf) = 1
-        s = x * x
-        p = np.full_like(s, ERF_COEFFICIENTS[-1])
-        for c in ERF_COEFFICIENTS[-2::-1]:  # Horner's rule, in place
-            p *= s
-            p += c
+        p = polynomial(x * x, ERF_COEFFICIENTS)
         p *= x
     return np.tanh(p, out=p)
 
 
 def gelu(x):
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
-    y = erf(x * np.float32(1 / np.sqrt(2)))
-    y += np.float32(1)
-    y *= x
-    y *= np.float32(0.5)
-    return y
+    with np.errstate(over="ignore"):  # x << 0: exp overflows to inf, and x / inf = -0, GELU's limit
+        p = polynomial(x * x, -GELU_COEFFICIENTS)
+        p *= x
+        np.exp(p, out=p)
+    p += np.float32(1)
+    return np.divide(x, p, out=p)
 
 
 def gelu_tanh(x):
@@ -118,11 +128,12 @@ ROWS_PER_BLOCK = 32  # 32 rows x 3072 float32 = 384 KiB: the activation's tempor
 
 def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
     """Position-wise feed-forward network: dense -> activation -> dense."""
-    h = dense(x, p["fc"])
-    rows = h.reshape(-1, h.shape[-1])
-    for i in range(0, len(rows), ROWS_PER_BLOCK):  # activation on cache-sized blocks: each pass reads L2, not RAM
-        rows[i:i + ROWS_PER_BLOCK] = activation(rows[i:i + ROWS_PER_BLOCK])
-    return dense(h, p["proj"])
+    h = x.reshape(-1, x.shape[-1]) @ p["fc"]["w"]  # [B*L, I]
+    for i in range(0, len(h), ROWS_PER_BLOCK):  # bias and activation on cache-sized blocks, each pass from L2
+        block = h[i:i + ROWS_PER_BLOCK]
+        block += p["fc"]["b"]
+        block[...] = activation(block)
+    return dense(h.reshape(*x.shape[:-1], -1), p["proj"])
 
 
 def encoder_layer(x, mask_bias, block, n_head, activation, eps):  # [B, L, H] -> [B, L, H]
