@@ -401,24 +401,43 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", ma
 
     pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector) or "mean" (the final token
     vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
-    length into batches, so little padding is computed; a text longer than max_length tokens (or than the
+    length into batches of at most batch_size (length_batches), so little padding is computed; a text longer than max_length tokens (or than the
     model's max_position_embeddings, if smaller) is cut, keeping the final [SEP]."""
     check_pooling(pooling, params)
     max_length = min(max_length, hparams["max_position_embeddings"])
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
     texts = list(texts)
-    order = np.argsort([len(tokenizer.tokenize(text)) for text in texts], kind="stable")
+    lengths = [min(len(tokenizer.tokenize(text)) + 2, max_length) for text in texts]
     features = np.empty((len(texts), params["embeddings"]["word"].shape[1]), dtype=np.float32)
     with tqdm(total=len(texts), desc="embed", unit="text", disable=not progress) as bar:
-        for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
+        for rows in length_batches(lengths, batch_size, hparams["hidden_size"]):
             batch = tokenizer.batch_encode([texts[i] for i in rows], max_length=max_length)
             seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
                                              attention_mask=batch["attention_mask"])
             features[rows] = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
             bar.update(len(rows))
     return features
+
+
+def length_batches(lengths, batch_size, hidden_size, overhead=64):
+    """Indices of texts in batches of at most batch_size, sorted by length and cut where it saves the most
+    work: the cuts minimize the sum over batches of rows x L x (1 + L / 6H) (the encoder's FLOPs for L padded
+    tokens, attention included) plus `overhead` tokens' worth per forward pass (dynamic programming)."""
+    order = np.argsort(lengths, kind="stable")
+    longest = np.asarray(lengths, dtype=np.float64)[order]
+    cost = np.zeros(len(order) + 1)  # cost[end]: the least work for the first `end` texts
+    cut = np.zeros(len(order) + 1, dtype=int)  # cut[end]: where the last of those batches starts
+    for end in range(1, len(order) + 1):
+        starts = np.arange(max(0, end - batch_size), end)
+        L = longest[end - 1]
+        total = cost[starts] + (end - starts) * L * (1 + L / (6 * hidden_size)) + overhead
+        cut[end], cost[end] = starts[total.argmin()], total.min()
+    batches, end = [], len(order)
+    while end:
+        batches.append(order[cut[end]:end])
+        end = cut[end]
+    return batches[::-1]
 
 
 def _pool(pooling, seq_output, pooled_output, attention_mask):

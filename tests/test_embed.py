@@ -78,3 +78,14 @@ def test_texts_are_cut_to_the_models_position_limit():
     features = embed(texts, tokenizer, params, hparams, pooling="mean", progress=False)  # max_length 512
     cut = embed(texts, tokenizer, params, hparams, pooling="mean", max_length=64, progress=False)
     np.testing.assert_array_equal(features, cut)
+
+
+def test_length_batches_cover_every_text_once_and_keep_short_texts_apart():
+    from utils import length_batches
+    lengths = [500, 10, 12, 480, 11, 490, 9, 505]
+    batches = length_batches(lengths, batch_size=8, hidden_size=768)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(8))
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[9, 10, 11, 12], [480, 490, 500, 505]]
+    equal = length_batches([50] * 10, batch_size=4, hidden_size=768)
+    assert len(equal) == 3 and max(len(b) for b in equal) == 4  # no more forward passes than needed
+    assert length_batches([], batch_size=4, hidden_size=768) == []
