@@ -110,14 +110,15 @@ def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     return layer_norm(x, p["ln"], eps)
 
 
-def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] -> [B, L, H]
+def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, L, H]
     """Multi-head scaled dot-product self-attention: softmax(Q K^T / sqrt(D) + mask) V, all heads at once."""
     B, L, H = x.shape
     D = H // n_head
     qkv = dense(x, p["qkv"]).reshape(B, L, 3, n_head, D).transpose(2, 0, 3, 1, 4)  # [3, B, A, L, D]
     q, k, v = qkv
     scores = (q * np.float32(1 / np.sqrt(D))) @ k.transpose(0, 1, 3, 2)  # [B, A, L, L]
-    scores += mask_bias  # padded keys get a large negative score: zero weight after the softmax
+    if mask_bias is not None:  # padded keys get a large negative score: zero weight after the softmax
+        scores += mask_bias
     context = softmax(scores) @ v  # [B, A, L, D]
     context = context.transpose(0, 2, 1, 3).reshape(B, L, H)  # heads side by side again
     return dense(context, p["proj"])
@@ -155,7 +156,8 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
                                                                    hparams)
     eps = hparams.get("layer_norm_eps", 1e-12)
     activation = activation_of(hparams)
-    mask_bias = np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :]  # [B, 1, 1, L]
+    mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], or None when nothing is padding
+        np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :])
     x = embeddings(input_ids, segment_ids, params["embeddings"], eps)
     for block in params["blocks"]:
         x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps)

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from bert import bert, mlm_head, nsp_head
+from bert import bert, mlm_head, nsp_head, softmax  # softmax works in place on the fresh logits
 from utils import load_tokenizer_hparams_and_params
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
@@ -50,11 +50,6 @@ def choose_masked_positions(tokens, mask_prob, seed):
         n_masked = max(n_masked, 1)
     chosen = np.random.default_rng(seed).choice(candidates, size=min(n_masked, len(candidates)), replace=False)
     return sorted(int(i) for i in chosen)
-
-
-def softmax(logits):
-    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def top_k_candidates(probs, tokenizer, k):
