@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
 
-from utils import POOLINGS, check_pooling, embed, load_tokenizer_hparams_and_params
+from utils import POOLINGS, check_pooling, embed, load_tokenizer_hparams_and_params, token_limit
 
 DATA_FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -132,7 +132,7 @@ def embed_batch(batch, text_column, model_name, models_dir, pooling, batch_size,
     are all small, so datasets fingerprints them cheaply; the model is loaded on first use."""
     del stamp  # only part of the cache fingerprint
     tokenizer, hparams, params = load_model(model_name, models_dir)
-    max_length = min(512, hparams["max_position_embeddings"])
+    max_length = token_limit(hparams)
     texts = batch[text_column]
     return {"features": embed(texts, tokenizer, params, hparams, batch_size, pooling, max_length),
             "truncated": [len(tokenizer.tokenize(text)) + 2 > max_length for text in texts]}

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from bert import bert, mlm_head, nsp_head, softmax  # softmax works in place on the fresh logits
-from utils import load_tokenizer_hparams_and_params
+from utils import load_tokenizer_hparams_and_params, token_limit
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
 
@@ -78,7 +78,7 @@ def main(argv=None):
         sys.exit(f"error: {err}")
 
     text_b = args.text_b or None  # an empty second text is no second text, as in the tokenizer
-    max_length = min(512, hparams["max_position_embeddings"])
+    max_length = token_limit(hparams)
     tokens, input_ids, segment_ids = tokenizer.encode(args.text_a, text_b, max_length=max_length)
     n_tokens = sum(len(tokenizer.tokenize(text)) + 1 for text in (args.text_a, text_b) if text) + 1
     if n_tokens > max_length:

@@ -396,15 +396,21 @@ def check_pooling(pooling, params):
         raise ValueError("this checkpoint has no pooler: use pooling 'cls' or 'mean'")
 
 
+def token_limit(hparams, max_length=512):
+    """The most tokens, [CLS] and [SEP] included, that one input may have: max_length, or the model's
+    max_position_embeddings when that is smaller."""
+    return min(max_length, hparams["max_position_embeddings"])
+
+
 def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", max_length=512, progress=True):
     """One float32 feature row per text, (N, H), in input order.
 
     pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector) or "mean" (the final token
     vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
-    length into batches of at most batch_size (length_batches), so little padding is computed; a text longer than max_length tokens (or than the
-    model's max_position_embeddings, if smaller) is cut, keeping the final [SEP]."""
+    length into batches of at most batch_size (length_batches), so little padding is computed; a text
+    longer than token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]."""
     check_pooling(pooling, params)
-    max_length = min(max_length, hparams["max_position_embeddings"])
+    max_length = token_limit(hparams, max_length)
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
     texts = list(texts)
