@@ -34,26 +34,26 @@ def erf(x):
     return np.tanh(p, out=p)
 
 
-def gelu(x):
+# Each activation writes its result to out when given (out=x works in place), else to a new array.
+
+def gelu(x, out=None):
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
-    y = erf(x * np.float32(1 / np.sqrt(2)))
-    y += np.float32(1)
-    y *= x
-    y *= np.float32(0.5)
-    return y
+    phi = erf(x * np.float32(1 / np.sqrt(2)))
+    phi += np.float32(1)
+    phi *= np.float32(0.5)
+    return np.multiply(x, phi, out=out)
 
 
-def gelu_tanh(x):
+def gelu_tanh(x, out=None):
     """GELU's tanh approximation: "gelu_new" / "gelu_pytorch_tanh"."""
-    y = np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3))
-    y += np.float32(1)
-    y *= x
-    y *= np.float32(0.5)
-    return y
+    phi = np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3))
+    phi += np.float32(1)
+    phi *= np.float32(0.5)
+    return np.multiply(x, phi, out=out)
 
 
-def relu(x):
-    return np.maximum(x, np.float32(0))
+def relu(x, out=None):
+    return np.maximum(x, np.float32(0), out=out)
 
 
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
@@ -75,9 +75,9 @@ def dense(x, p):  # [..., n_in] -> [..., n_out]
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
-def layer_norm(x, p, eps):  # [..., H] -> [..., H]
+def layer_norm(x, p, eps):  # in place, over the last axis: [..., H] -> [..., H]
     """Normalize each vector to zero mean and unit variance, then scale by g and shift by b."""
-    x = x - x.mean(axis=-1, keepdims=True)
+    x -= x.mean(axis=-1, keepdims=True)
     var = np.square(x).mean(axis=-1, keepdims=True)
     x /= np.sqrt(var + np.float32(eps))
     x *= p["g"]
@@ -124,7 +124,7 @@ def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
     for i in range(0, len(h), ROWS_PER_BLOCK):  # bias and activation on cache-sized blocks, each pass from L2
         block = h[i:i + ROWS_PER_BLOCK]
         block += p["fc"]["b"]
-        block[...] = activation(block)
+        activation(block, out=block)
     return dense(h.reshape(*x.shape[:-1], -1), p["proj"])
 
 
