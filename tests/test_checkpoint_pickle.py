@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 
 import utils
-from conftest import GOLDEN_DIR
-
-
-def flat(params, prefix=""):
-    """{"blocks/0/attn/qkv/w": array, ...} from a nested params dict."""
-    items = params.items() if isinstance(params, dict) else enumerate(params)
-    out = {}
-    for key, value in items:
-        name = f"{prefix}/{key}" if prefix else str(key)
-        out.update(flat(value, name) if isinstance(value, (dict, list)) else {name: value})
-    return out
+from conftest import GOLDEN_DIR, flat
 
 
 def test_legacy_names_bin_gives_the_same_params_as_its_safetensors_twin():

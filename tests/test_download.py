@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import utils
-from conftest import GOLDEN_DIR
+from conftest import GOLDEN_DIR, flat
 
 LFS_SUFFIXES = (".safetensors", ".bin")
 
@@ -112,15 +112,10 @@ def golden_params():
 
 
 def assert_same_params(a, b):
+    a, b = flat(a), flat(b)
     assert a.keys() == b.keys()
     for key in a:
-        if isinstance(a[key], dict):
-            assert_same_params(a[key], b[key])
-        elif isinstance(a[key], list):
-            for x, y in zip(a[key], b[key], strict=True):
-                assert_same_params(x, y)
-        else:
-            assert np.array_equal(a[key], b[key]), key
+        assert np.array_equal(a[key], b[key]), key
 
 
 def files_in(folder):
