@@ -125,7 +125,7 @@ def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
         block = h[i:i + ROWS_PER_BLOCK]
         block += p["fc"]["b"]
         activation(block, out=block)
-    return dense(h.reshape(*x.shape[:-1], -1), p["proj"])
+    return dense(h.reshape(*x.shape[:-1], h.shape[-1]), p["proj"])
 
 
 def encoder_layer(x, mask_bias, block, n_head, activation, eps):  # [B, L, H] -> [B, L, H]
@@ -143,6 +143,7 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
     """The encoder. input_ids / segment_ids / attention_mask: ints [B, L] (or [L] for one sequence);
     segment_ids=None means all 0, attention_mask=None means all 1 (1 = real token, 0 = padding).
     Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler)."""
+    check_model(params, hparams)
     input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
                                                                    hparams)
     eps = hparams.get("layer_norm_eps", 1e-12)
@@ -162,14 +163,16 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
 
 def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
     """Masked language model: dense -> activation -> layer norm -> decoder tied to the word embeddings."""
+    check_model(params, hparams)
     if "mlm" not in params:
         raise ValueError("this checkpoint has no MLM head (it was saved without cls.predictions weights)")
     p = params["mlm"]
+    seq_output = check_features("seq_output", seq_output, hparams["hidden_size"])
     h = activation_of(hparams)(dense(seq_output, p["transform"]))
     h = layer_norm(h, p["ln"], hparams.get("layer_norm_eps", 1e-12))
     logits = h.reshape(-1, h.shape[-1]) @ params["embeddings"]["word"].T
     logits += p["bias"]
-    return logits.reshape(*h.shape[:-1], -1)
+    return logits.reshape(*h.shape[:-1], logits.shape[-1])
 
 
 def nsp_head(pooled_output, params):  # [..., H] -> [..., 2]; index 0 = "text_b follows text_a"
@@ -178,10 +181,26 @@ def nsp_head(pooled_output, params):  # [..., H] -> [..., 2]; index 0 = "text_b 
         raise ValueError("this checkpoint has no NSP head (it was saved without cls.seq_relationship weights)")
     if pooled_output is None:
         raise ValueError("this checkpoint has no pooler, so no pooled output for the NSP head")
+    pooled_output = check_features("pooled_output", pooled_output, params["nsp"]["w"].shape[0])
     return dense(pooled_output, params["nsp"])
 
 
 # --- Input checks -------------------------------------------------------------------------------------
+
+def check_model(params, hparams):
+    """Every function here takes params (the nested dict of arrays) before hparams (the config dict)."""
+    if not (isinstance(params, dict) and "blocks" in params and isinstance(hparams, dict) and "hidden_size" in hparams):
+        raise ValueError("expected params (the dict of arrays, with 'blocks') and then hparams (the config dict, "
+                         "with 'hidden_size'): were they passed the other way round?")
+
+
+def check_features(name, a, size):
+    """A head's input as float32 [..., size], or a ValueError naming it."""
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 0 or a.shape[-1] != size:
+        raise ValueError(f"{name} must have shape [..., {size}], got {a.shape}")
+    return a
+
 
 def check_inputs(input_ids, segment_ids, attention_mask, hparams):
     """Validate and batch the inputs: [L] becomes [1, L]. A mistake is a ValueError naming it, never an
@@ -191,8 +210,9 @@ def check_inputs(input_ids, segment_ids, attention_mask, hparams):
         raise ValueError(f"input_ids must have shape [B, L] or [L] with L > 0, got {input_ids.shape}")
     segment_ids = np.zeros_like(input_ids) if segment_ids is None else np.asarray(segment_ids)
     attention_mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask)
-    for name, a in (("input_ids", input_ids), ("segment_ids", segment_ids), ("attention_mask", attention_mask)):
-        if a.dtype.kind not in "iub":
+    for name, a, kinds in (("input_ids", input_ids, "iu"), ("segment_ids", segment_ids, "iu"),
+                           ("attention_mask", attention_mask, "iub")):
+        if a.dtype.kind not in kinds:
             raise ValueError(f"{name} must be an integer array, got dtype {a.dtype}")
         if a.shape != input_ids.shape:
             raise ValueError(f"{name} has shape {a.shape} but input_ids has shape {input_ids.shape}")

@@ -17,6 +17,7 @@ A text goes through four steps (the same as HF's Rust-backed BertTokenizer):
 Speed comes from doing per-character work with str methods (translate, split, lower) and caching
 word -> pieces, since real text repeats its words.
 """
+import operator
 import os
 import re
 import unicodedata
@@ -230,11 +231,15 @@ class FullTokenizer:
         return [self.vocab.get(t, unk) for t in tokens]
 
     def convert_ids_to_tokens(self, ids):
-        """Tokens of `ids`; raises ValueError for an id outside the vocabulary."""
-        try:
-            return [self.inv_vocab[int(i)] for i in ids]
-        except KeyError as err:
-            raise ValueError(f"token id {err.args[0]} is outside the vocabulary (0..{len(self.vocab) - 1})") from None
+        """Tokens of `ids`; raises ValueError for an id that is not an integer of the vocabulary."""
+        tokens = []
+        for i in ids:
+            try:
+                tokens.append(self.inv_vocab[operator.index(i)])  # index(): ints and NumPy ints, never 1.9
+            except (KeyError, TypeError):
+                raise ValueError(f"token id {i!r} is not an integer in the vocabulary (0..{len(self.vocab) - 1})"
+                                 ) from None
+        return tokens
 
     def decode(self, ids):
         """Text of `ids` as HF's decode gives it, after dropping [CLS], [SEP] and [PAD]: '##' pieces

@@ -20,7 +20,7 @@ import requests
 from tqdm import tqdm
 
 import tokenization
-from bert import bert
+from bert import bert, check_model
 
 # --- Model names and where their files are
 
@@ -36,6 +36,8 @@ SHORT_NAMES = {
     "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
 }
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
+CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+               "max_position_embeddings")  # what bert.py needs from config.json
 REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
 OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # environment variables, as huggingface_hub reads them
 RETRIES, RETRY_DELAY = 4, 0.5  # tries in a row without progress; the first delay in seconds, then doubled
@@ -43,8 +45,9 @@ RETRIES, RETRY_DELAY = 4, 0.5  # tries in a row without progress; the first dela
 
 def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
     """A short name, a hub id owner/name, or a local directory -> (tokenizer, config dict, params)."""
+    model_name = os.fspath(model_name)
     folder = model_folder(model_name, models_dir)
-    hparams = json.loads(pathlib.Path(folder, "config.json").read_text(encoding="utf-8"))
+    hparams = read_config(os.path.join(folder, "config.json"))
     tokenizer_config = pathlib.Path(folder, "tokenizer_config.json")
     tokenizer_config = json.loads(tokenizer_config.read_text(encoding="utf-8")) if tokenizer_config.is_file() else {}
     name = os.path.basename(os.path.normpath(model_name)).lower()
@@ -55,14 +58,29 @@ def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
     return tokenizer, hparams, to_params(state, hparams["num_hidden_layers"])
 
 
+def read_config(path):
+    """config.json as a dict, or a ValueError naming the file and what is wrong with it."""
+    try:
+        hparams = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    missing = [key for key in CONFIG_KEYS if not isinstance(hparams, dict) or type(hparams.get(key)) is not int]
+    if missing:
+        raise ValueError(f"{path} is not a BERT config: no integer {', '.join(missing)}")
+    return hparams
+
+
 def model_folder(model_name, models_dir="models"):
     """The folder holding the model's files: a local directory, a cached copy, or a fresh download."""
+    model_name = os.fspath(model_name)
     if os.path.isdir(model_name):
         if not _is_complete(model_name):
             raise FileNotFoundError(f"{model_name} needs config.json, vocab.txt and {' or '.join(WEIGHT_FILES)}")
         return model_name
     repo = SHORT_NAMES.get(model_name, model_name)
     if not REPO_ID.match(repo):
+        if model_name.startswith((".", "~", os.sep)) or model_name.count("/") > 1:
+            raise FileNotFoundError(f"no model directory {model_name}")
         raise ValueError(f"unknown model {model_name!r}: use a hub id owner/name, a local directory, or one of "
                          + ", ".join(SHORT_NAMES))
     target = os.path.join(models_dir, *model_name.split("/"))
@@ -409,7 +427,11 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", ma
     vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
     length into batches of at most batch_size (length_batches), so little padding is computed; a text
     longer than token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]."""
+    check_model(params, hparams)
     check_pooling(pooling, params)
+    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     max_length = token_limit(hparams, max_length)
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")

@@ -184,6 +184,7 @@ def test_missing_heads_are_named():
     (dict(attention_mask=[[0, 0, 0]]), "row of all zeros"),
     (dict(attention_mask=[[1, 2, 1]]), "only 0"),
     (dict(input_ids=[[2.0, 1002.0, 3.0]]), "must be an integer array"),
+    (dict(segment_ids=[[False, False, True]]), "segment_ids must be an integer array, got dtype bool"),
     (dict(input_ids=[[]], segment_ids=None, attention_mask=None), "L > 0"),
     (dict(input_ids=[[[2, 1002, 3]]], segment_ids=None, attention_mask=None), r"shape \[B, L\]"),
 ])
@@ -192,6 +193,30 @@ def test_bad_input_is_a_clear_value_error(change, message):
     inputs = dict(dict(input_ids=[[2, 1002, 3]], segment_ids=[[0, 0, 0]], attention_mask=[[1, 1, 1]]), **change)
     with pytest.raises(ValueError, match=message):
         bert.bert(inputs["input_ids"], inputs["segment_ids"], params, hparams, inputs["attention_mask"])
+
+
+def test_params_and_hparams_the_wrong_way_round_are_named():
+    _, hparams, params = load("tiny-gelu")
+    seq, _ = bert.bert([2, 1002, 3], None, params, hparams)
+    with pytest.raises(ValueError, match="were they passed the other way round"):
+        bert.bert([2, 1002, 3], None, hparams, params)
+    with pytest.raises(ValueError, match="were they passed the other way round"):
+        bert.mlm_head(seq, hparams, params)
+
+
+def test_heads_take_any_float_features_of_the_right_width():
+    _, hparams, params = load("tiny-gelu")
+    seq, pooled = bert.bert([2, 1002, 3], None, params, hparams)
+    logits = bert.mlm_head(seq, params, hparams)
+    assert bert.mlm_head(seq.astype(np.float64), params, hparams).dtype == np.float32
+    np.testing.assert_allclose(bert.mlm_head(seq.tolist(), params, hparams), logits, atol=1e-5)
+    assert bert.mlm_head(seq[:0], params, hparams).shape == (0, hparams["vocab_size"])  # nothing masked
+    assert bert.nsp_head(pooled.astype(np.float64), params).dtype == np.float32
+    for bad in (None, seq[:, :-1]):
+        with pytest.raises(ValueError, match=r"seq_output must have shape \[\.\.\., 64\]"):
+            bert.mlm_head(bad, params, hparams)
+    with pytest.raises(ValueError, match=r"pooled_output must have shape \[\.\.\., 64\]"):
+        bert.nsp_head(pooled[:-1], params)
 
 
 def test_unknown_activation_is_named():

@@ -69,6 +69,11 @@ def test_bad_arguments_raise_clear_errors(model):
         embed(TEXTS, *model, pooling="max")
     with pytest.raises(TypeError, match="list of texts"):
         embed("one text", *model)
+    with pytest.raises(ValueError, match="were they passed the other way round"):
+        embed(TEXTS, tokenizer, hparams, params)
+    for name, bad in (("batch_size", 0), ("batch_size", 2.5), ("max_length", None), ("max_length", -1)):
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer, got {bad}"):
+            embed(TEXTS, *model, **{name: bad})
 
 
 def test_texts_are_cut_to_the_models_position_limit():

@@ -1,6 +1,8 @@
 """load_tokenizer_hparams_and_params on local folders: the real MiniLM, the params layout, casing, errors."""
 import json
 import os
+import pathlib
+import re
 import shutil
 import sys
 
@@ -74,7 +76,32 @@ def test_a_checkpoint_lacking_a_layer_is_refused(tmp_path):
         utils.load_tokenizer_hparams_and_params(str(tmp_path / "model"))
 
 
-@pytest.mark.parametrize("name", ["not a name", "../escape", "owner/name/extra", "./relative/missing"])
+@pytest.mark.parametrize("name", ["not a name", "no-such-bert", "owner/"])
 def test_names_that_are_neither_known_nor_hub_ids_nor_folders(name, tmp_path):
     with pytest.raises(ValueError, match="unknown model .*use a hub id owner/name, a local directory, or one of"):
         utils.load_tokenizer_hparams_and_params(name, models_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["../escape", "owner/name/extra", "./relative/missing", "/data/bert-base-uncased",
+                                  "~/bert", os.path.join(GOLDEN_DIR, "tiny-gelv")])
+def test_a_path_to_no_folder_is_file_not_found(name, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model directory " + re.escape(name)):
+        utils.load_tokenizer_hparams_and_params(name, models_dir=str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_path_object_is_a_folder_name():
+    tokenizer, hparams, _ = utils.load_tokenizer_hparams_and_params(pathlib.Path(GOLDEN_DIR, "tiny-gelu"))
+    assert hparams["hidden_size"] == 64 and tokenizer.do_lower_case
+
+
+@pytest.mark.parametrize("config, message", [
+    ("{bad", "is not valid JSON"),
+    ("[1, 2]", "is not a BERT config: no integer vocab_size, hidden_size"),
+    ('{"vocab_size": 2506}', "is not a BERT config: no integer hidden_size, num_hidden_layers"),
+])
+def test_a_bad_config_json_is_named(config, message, tmp_path):
+    shutil.copytree(os.path.join(GOLDEN_DIR, "tiny-gelu"), tmp_path / "model")
+    (tmp_path / "model" / "config.json").write_text(config, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "model" / "config.json")) + " " + message):
+        utils.load_tokenizer_hparams_and_params(str(tmp_path / "model"))

@@ -197,3 +197,7 @@ def test_max_length_too_small_raises(tok):
 def test_unknown_id_raises(tok):
     with pytest.raises(ValueError, match="30522"):
         tok.convert_ids_to_tokens([5, 30522])
+    assert tok.convert_ids_to_tokens(np.array([101, 102])) == ["[CLS]", "[SEP]"]
+    for bad in ([1.9], [-1], ["5"]):
+        with pytest.raises(ValueError, match=f"token id {bad[0]!r} is not an integer in the vocabulary"):
+            tok.decode(bad)
