@@ -15,15 +15,17 @@ import sys
 
 import datasets
 import numpy as np
-from datasets import load_dataset
+from datasets import Value, load_dataset
 from datasets.exceptions import DatasetsError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import type_of_target
 
 from utils import POOLINGS, check_pooling, embed, load_tokenizer_hparams_and_params, token_limit
 
 DATA_FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+MAX_SEED = 2**32 - 1  # sklearn's limit for random_state
 
 
 def parse_args(argv):
@@ -49,6 +51,11 @@ def parse_args(argv):
     for name in ("N", "batch_size", "num_proc"):
         if getattr(args, name) < 1:
             sys.exit(f"error: {name} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.seed <= MAX_SEED:
+        sys.exit(f"error: seed must be between 0 and {MAX_SEED}, got {args.seed}")
+    if args.text_column == args.label_column:
+        sys.exit(f"error: text_column and label_column are both {args.text_column!r}: the texts and the labels "
+                 "must be two different columns")
     return args
 
 
@@ -82,13 +89,10 @@ def load_rows(args):
         dataset = load(split="train")
     except (DatasetsError, OSError, ValueError) as err:
         sys.exit(f"error: could not load dataset {args.dataset_name!r}: {err}")
-    columns = (args.text_column, args.label_column)
-    missing = [c for c in columns if c not in dataset.column_names]
-    if missing:
-        sys.exit(f"error: dataset {args.dataset_name!r} has no column {', '.join(map(repr, missing))} "
-                 f"(it has {', '.join(dataset.column_names)}): choose with --text_column / --label_column")
-    complete = dataset.select_columns(list(columns)).filter(
-        lambda text, label: text is not None and label is not None, input_columns=list(columns))
+    check_columns(dataset, args)
+    columns = [args.text_column, args.label_column]
+    complete = dataset.select_columns(columns).filter(
+        lambda text, label: text is not None and label is not None, input_columns=columns)
     if len(complete) < len(dataset):
         print(f"note: left out {len(dataset) - len(complete)} of {len(dataset)} rows: no text or no label",
               file=sys.stderr)
@@ -99,11 +103,46 @@ def load_rows(args):
     return dataset.select(range(min(args.N, len(dataset))))
 
 
-def split_indices(labels, args):
-    """Stratified train/test row indices; exits with one line when the labels do not allow it."""
+def check_columns(dataset, args):
+    """Exits with one line unless the dataset has both columns and the text column holds strings."""
+    missing = [c for c in (args.text_column, args.label_column) if c not in dataset.column_names]
+    if missing:
+        sys.exit(f"error: dataset {args.dataset_name!r} has no column {', '.join(map(repr, missing))} "
+                 f"(it has {', '.join(dataset.column_names)}): choose with --text_column / --label_column")
+    feature = dataset.features[args.text_column]
+    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
+        sys.exit(f"error: the text column {args.text_column!r} must hold strings, but it holds {kind} values: "
+                 "choose the column of texts with --text_column")
+
+
+def preview(values, n=3, width=30):
+    """The first n values for a message, e.g. "'a', 'b', 'c' and 37 more"; long texts cut to width characters."""
+    cut = [v[:width] + "..." if isinstance(v, str) and len(v) > width else v for v in values[:n]]
+    return ", ".join(map(repr, cut)) + (f" and {len(values) - n} more" if len(values) > n else "")
+
+
+def class_counts(labels, column):
+    """The classes and their numbers of rows; exits with one line unless the labels are class labels, of at
+    least two classes with at least two rows each (what a stratified split needs)."""
+    kind = type_of_target(labels)
+    if kind not in ("binary", "multiclass"):
+        sys.exit(f"error: the label column {column!r} must hold class labels (ints or strings), but it holds "
+                 f"{kind} values: choose the column of labels with --label_column")
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
         sys.exit(f"error: the labels have {len(classes)} class(es) among {len(labels)} rows; need at least two")
+    singles = classes[counts < 2].tolist()
+    if singles:
+        sys.exit(f"error: {len(singles)} of the {len(classes)} classes in the label column {column!r} have a "
+                 f"single row ({preview(singles)}); a stratified split needs two rows of each class: use more "
+                 "rows (N) or another --label_column")
+    return classes, counts
+
+
+def split_indices(labels, args):
+    """Stratified train/test row indices; exits with one line when the labels do not allow it."""
+    classes, counts = class_counts(labels, args.label_column)
     try:
         return train_test_split(np.arange(len(labels)), test_size=args.test_ratio, stratify=labels,
                                 random_state=args.seed)

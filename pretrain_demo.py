@@ -34,10 +34,14 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", action="store_true",
                         help="show the masked input, the top-k candidates and the NSP probability")
     args = parser.parse_args(argv)
+    if not args.text_a.strip():
+        parser.error("--text_a is empty: give a sentence")
     if not 0.0 <= args.mask_prob <= 1.0:
         parser.error(f"--mask_prob must be between 0 and 1, got {args.mask_prob}")
     if args.top_k < 1:
         parser.error(f"--top_k must be at least 1, got {args.top_k}")
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer, got {args.seed}")
     return args
 
 

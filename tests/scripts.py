@@ -25,6 +25,17 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
+def assert_usage_error(result, *fragments):
+    """argparse's refusal of an option: exit 2, nothing on stdout, the usage and then one `error:` line
+    mentioning every fragment, no traceback."""
+    assert result.returncode == 2, result.stdout
+    assert result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: ") and [line for line in lines if "error:" in line] == lines[-1:], lines
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+
+
 def copy_without_tensors(src, dst, prefix):
     """A copy of the checkpoint folder whose model.safetensors header no longer lists tensors named
     prefix*; their bytes stay in place, unreferenced."""

@@ -117,6 +117,8 @@ def test_bare_pairs_become_flags():
     (["--test_ratio", 0], "test_ratio must be strictly between 0 and 1, got 0.0"),
     (["--test_ratio", 1], "test_ratio must be strictly between 0 and 1, got 1.0"),
     (["--dataset_name", "some/hub-dataset"], "could not load dataset 'some/hub-dataset'"),
+    (["seed", -1], "seed must be between 0 and 4294967295, got -1"),
+    (["text_column", "label"], "text_column and label_column are both 'label'"),
 ])
 def test_bad_arguments_are_one_clear_line(tmp_path, rows, minilm, args, message):
     data = write_csv(tmp_path / "ok.csv", ["text", "label"], [(r["text"], r["label"]) for r in rows])
@@ -128,6 +130,20 @@ def test_dataset_without_text_or_label_columns(tmp_path, rows, minilm):
     data = write_csv(tmp_path / "renamed.csv", ["sentence", "y"], [(r["text"], r["label"]) for r in rows])
     result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", minilm)
     assert_one_line_error(result, "has no column 'text', 'label' (it has sentence, y)", "--text_column")
+
+
+@pytest.mark.parametrize("make_row, args, fragments", [
+    (lambda i, r: (i, i % 2), [], ["the text column 'text' must hold strings", "int64", "--text_column"]),
+    (lambda i, r: (r["text"], [0.5, 1.25][i % 2]), [],
+     ["the label column 'label' must hold class labels (ints or strings)", "continuous", "--label_column"]),
+    (lambda i, r: (r["text"], ["neg", "pos"][int(r["label"])]), ["text_column", "label", "label_column", "text"],
+     ["40 of the 40 classes in the label column 'text' have a single row", " and 37 more)"]),
+], ids=["numbers-as-texts", "continuous-labels", "swapped-columns"])
+def test_columns_that_hold_no_texts_or_no_classes(tmp_path, rows, minilm, make_row, args, fragments):
+    data = write_csv(tmp_path / "data.csv", ["text", "label"], [make_row(i, r) for i, r in enumerate(rows)])
+    result = classify(tmp_path / "cache", "dataset_name", data, "N", 40, "model_name", minilm, *args)
+    assert_one_line_error(result, *fragments)
+    assert len(result.stderr) < 300  # a few of the classes, not all 40 texts
 
 
 def test_a_single_class(tmp_path, rows, minilm):

@@ -6,7 +6,7 @@ import pytest
 
 import tokenization
 from conftest import GOLDEN_DIR
-from scripts import assert_one_line_error, copy_without_tensors, run_script
+from scripts import assert_one_line_error, assert_usage_error, copy_without_tensors, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
 TEXT_A = "The apple doesn't fall far from the tree, as people in the old town used to say."
@@ -104,12 +104,27 @@ def test_text_b_on_checkpoint_without_nsp_head_is_one_clear_error(tmp_path):
     assert result.stdout == ""
 
 
-def test_unknown_model_and_bad_options_fail_cleanly():
+def test_unknown_model_fails_cleanly():
     assert_one_line_error(run_script("pretrain_demo.py", "--model_name", "no-such-bert", "--text_a", "hi"),
                           "unknown model 'no-such-bert'")
-    bad_prob = demo("--text_a", TEXT_A, "--mask_prob", 1.5)
-    assert bad_prob.returncode == 2 and "--mask_prob must be between 0 and 1" in bad_prob.stderr
 
+
+@pytest.mark.parametrize("args, message", [
+    (["--text_a", TEXT_A, "--mask_prob", 1.5], "--mask_prob must be between 0 and 1, got 1.5"),
+    (["--text_a", TEXT_A, "--top_k", 0], "--top_k must be at least 1, got 0"),
+    (["--text_a", TEXT_A, "--seed", -1], "--seed must be a non-negative integer, got -1"),
+    (["--text_a", ""], "--text_a is empty: give a sentence"),
+    (["--text_a", " \t\n ", "--text_b", TEXT_B], "--text_a is empty: give a sentence"),
+])
+def test_bad_options_are_refused(args, message):
+    assert_usage_error(demo(*args), message)
+
+
+@pytest.mark.parametrize("args", [["--text_a", TEXT_A, "--mask_prob", 0], ["--text_a", "[SEP] [CLS]"]])
+def test_nothing_to_mask_is_nan_accuracy(args):
+    result = demo(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "mlm_accuracy = nan\n"
 
 
 def test_long_input_is_cut_to_the_models_limit_with_a_note():
