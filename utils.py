@@ -45,7 +45,6 @@ RETRIES, RETRY_DELAY = 4, 0.5  # tries in a row without progress; the first dela
 
 def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
     """A short name, a hub id owner/name, or a local directory -> (tokenizer, config dict, params)."""
-    model_name = os.fspath(model_name)
     folder = model_folder(model_name, models_dir)
     hparams = read_config(os.path.join(folder, "config.json"))
     tokenizer_config = pathlib.Path(folder, "tokenizer_config.json")
