@@ -2,12 +2,15 @@
 
 Read top to bottom: activations, the two building blocks (dense layer, layer norm), then the model in the
 order data flows through it — embeddings, N encoder layers (multi-head self-attention and feed-forward,
-each followed by a residual connection and layer norm), pooler — and the two pre-training heads (masked
-language model, next sentence prediction).
+each followed by a residual connection and layer norm), pooler — the two pre-training heads (masked
+language model, next sentence prediction) and the heads of fine-tuned checkpoints (sequence and token
+classification, question answering).
 
 params is a nested dict of float32 arrays (layout in README.md, "The params layout"); hparams is the
-model's config.json as a dict. Shapes: B = batch, L = sequence length, H = hidden size, I = intermediate
-size, V = vocabulary size, A = attention heads, D = H // A. Everything is float32.
+model's config.json as a dict (CONFIG_REQUIRED and CONFIG_DEFAULTS, at the end, say what is read from it).
+Shapes: B = batch, L = sequence length, H = hidden size, I = intermediate size, V = vocabulary size,
+A = attention heads, D = H // A. Everything is float32. The helpers take numpy's out= (out=x works in
+place); the model functions never modify what they are given.
 """
 import numpy as np
 
@@ -34,8 +37,6 @@ def erf(x):
     return np.tanh(p, out=p)
 
 
-# Each activation writes its result to out when given (out=x works in place), else to a new array.
-
 def gelu(x, out=None):
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
     phi = erf(x * np.float32(1 / np.sqrt(2)))
@@ -60,10 +61,7 @@ ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_ta
 
 
 def activation_of(hparams):
-    name = hparams.get("hidden_act", "gelu")
-    if name not in ACTIVATIONS:
-        raise ValueError(f"hidden_act {name!r} is not supported; known: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+    return ACTIVATIONS[hparams["hidden_act"]]
 
 
 # --- Building blocks ----------------------------------------------------------------------------------
@@ -75,21 +73,21 @@ def dense(x, p):  # [..., n_in] -> [..., n_out]
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
-def layer_norm(x, p, eps):  # in place, over the last axis: [..., H] -> [..., H]
+def layer_norm(x, p, eps, out=None):  # over the last axis: [..., H] -> [..., H]
     """Normalize each vector to zero mean and unit variance, then scale by g and shift by b."""
-    x -= x.mean(axis=-1, keepdims=True)
-    var = np.square(x).mean(axis=-1, keepdims=True)
-    x /= np.sqrt(var + np.float32(eps))
-    x *= p["g"]
-    x += p["b"]
-    return x
+    y = np.subtract(x, x.mean(axis=-1, keepdims=True), out=out)
+    var = np.square(y).mean(axis=-1, keepdims=True)
+    y /= np.sqrt(var + np.float32(eps))
+    y *= p["g"]
+    y += p["b"]
+    return y
 
 
-def softmax(x):  # in place, over the last axis
-    x -= x.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
+def softmax(x, out=None):  # over the last axis
+    y = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)  # numerically stable: the largest exponent is 0
+    np.exp(y, out=y)
+    y /= y.sum(axis=-1, keepdims=True)
+    return y
 
 
 # --- The model ----------------------------------------------------------------------------------------
@@ -98,7 +96,7 @@ def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     """Token + position + segment (token type) embeddings, then layer norm."""
     L = input_ids.shape[1]
     x = p["word"][input_ids] + p["position"][:L] + p["token_type"][segment_ids]
-    return layer_norm(x, p["ln"], eps)
+    return layer_norm(x, p["ln"], eps, out=x)
 
 
 def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, L, H]
@@ -110,7 +108,7 @@ def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] o
     scores = (q * np.float32(1 / np.sqrt(D))) @ k.transpose(0, 1, 3, 2)  # [B, A, L, L]
     if mask_bias is not None:  # padded keys get a large negative score: zero weight after the softmax
         scores += mask_bias
-    context = softmax(scores) @ v  # [B, A, L, D]
+    context = softmax(scores, out=scores) @ v  # [B, A, L, D]
     context = context.transpose(0, 2, 1, 3).reshape(B, L, H)  # heads side by side again
     return dense(context, p["proj"])
 
@@ -130,8 +128,10 @@ def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
 
 def encoder_layer(x, mask_bias, block, n_head, activation, eps):  # [B, L, H] -> [B, L, H]
     """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x))."""
-    x = layer_norm(x + attention(x, mask_bias, block["attn"], n_head), block["ln_1"], eps)
-    return layer_norm(x + feed_forward(x, block["ffn"], activation), block["ln_2"], eps)
+    x = x + attention(x, mask_bias, block["attn"], n_head)
+    x = layer_norm(x, block["ln_1"], eps, out=x)
+    y = x + feed_forward(x, block["ffn"], activation)
+    return layer_norm(y, block["ln_2"], eps, out=y)
 
 
 def pooler(x, p):  # [B, L, H] -> [B, H]
@@ -143,10 +143,10 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
     """The encoder. input_ids / segment_ids / attention_mask: ints [B, L] (or [L] for one sequence);
     segment_ids=None means all 0, attention_mask=None means all 1 (1 = real token, 0 = padding).
     Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler)."""
-    check_model(params, hparams)
+    hparams = model_config(params, hparams)
     input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
                                                                    hparams)
-    eps = hparams.get("layer_norm_eps", 1e-12)
+    eps = hparams["layer_norm_eps"]
     activation = activation_of(hparams)
     mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], or None when nothing is padding
         np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :])
@@ -163,13 +163,11 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
 
 def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
     """Masked language model: dense -> activation -> layer norm -> decoder tied to the word embeddings."""
-    check_model(params, hparams)
-    if "mlm" not in params:
-        raise ValueError("this checkpoint has no MLM head (it was saved without cls.predictions weights)")
-    p = params["mlm"]
+    hparams = model_config(params, hparams)
+    p = head_of(params, "mlm")
     seq_output = check_features("seq_output", seq_output, hparams["hidden_size"])
     h = activation_of(hparams)(dense(seq_output, p["transform"]))
-    h = layer_norm(h, p["ln"], hparams.get("layer_norm_eps", 1e-12))
+    h = layer_norm(h, p["ln"], hparams["layer_norm_eps"], out=h)
     logits = h.reshape(-1, h.shape[-1]) @ params["embeddings"]["word"].T
     logits += p["bias"]
     return logits.reshape(*h.shape[:-1], logits.shape[-1])
@@ -177,21 +175,78 @@ def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
 
 def nsp_head(pooled_output, params):  # [..., H] -> [..., 2]; index 0 = "text_b follows text_a"
     """Next sentence prediction: a dense layer on the pooled output."""
-    if "nsp" not in params:
-        raise ValueError("this checkpoint has no NSP head (it was saved without cls.seq_relationship weights)")
-    if pooled_output is None:
-        raise ValueError("this checkpoint has no pooler, so no pooled output for the NSP head")
-    pooled_output = check_features("pooled_output", pooled_output, params["nsp"]["w"].shape[0])
-    return dense(pooled_output, params["nsp"])
+    return head_dense(params, "nsp", "pooled_output", pooled_output)
+
+
+# --- Fine-tuned task heads (the dropout before them acts in training only) -------------------------------
+
+def classifier_head(pooled_output, params):  # [..., H] -> [..., num_labels]
+    """Sequence classification (BertForSequenceClassification): a dense layer on the pooled output."""
+    return head_dense(params, "classifier", "pooled_output", pooled_output)
+
+
+def token_classifier_head(seq_output, params):  # [..., L, H] -> [..., L, num_labels]
+    """Token classification (BertForTokenClassification, e.g. NER): a dense layer on every token's vector."""
+    return head_dense(params, "classifier", "seq_output", seq_output)
+
+
+def qa_head(seq_output, params):  # [..., L, H] -> start_logits [..., L], end_logits [..., L]
+    """Extractive question answering (BertForQuestionAnswering): each token's score as an answer's start
+    and as its end."""
+    logits = head_dense(params, "qa", "seq_output", seq_output)  # [..., L, 2]
+    return logits[..., 0], logits[..., 1]
 
 
 # --- Input checks -------------------------------------------------------------------------------------
 
-def check_model(params, hparams):
-    """Every function here takes params (the nested dict of arrays) before hparams (the config dict)."""
+# What bert.py reads from config.json: these keys must be integers, the others default as in HF's BertConfig.
+CONFIG_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                   "max_position_embeddings")
+CONFIG_DEFAULTS = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "type_vocab_size": 2}
+
+
+def config_with_defaults(hparams):
+    """hparams with CONFIG_DEFAULTS filled in, or a ValueError naming what is missing or unsupported."""
+    missing = [key for key in CONFIG_REQUIRED if type(hparams.get(key)) is not int]
+    if missing:
+        raise ValueError(f"no integer {', '.join(missing)}")
+    hparams = {**CONFIG_DEFAULTS, **hparams}
+    if hparams["hidden_act"] not in ACTIVATIONS:
+        raise ValueError(f"hidden_act {hparams['hidden_act']!r} is not supported; known: {', '.join(ACTIVATIONS)}")
+    return hparams
+
+
+def model_config(params, hparams):
+    """config_with_defaults(hparams), after checking that params (the nested dict of arrays) came before
+    hparams (the config dict), as every function here takes them."""
     if not (isinstance(params, dict) and "blocks" in params and isinstance(hparams, dict) and "hidden_size" in hparams):
         raise ValueError("expected params (the dict of arrays, with 'blocks') and then hparams (the config dict, "
                          "with 'hidden_size'): were they passed the other way round?")
+    try:
+        return config_with_defaults(hparams)
+    except ValueError as e:
+        raise ValueError(f"hparams is not a BERT config: {e}") from None
+
+
+HEADS = {"mlm": ("MLM", "cls.predictions"), "nsp": ("NSP", "cls.seq_relationship"),
+         "classifier": ("classifier", "classifier"), "qa": ("question-answering", "qa_outputs")}
+
+
+def head_of(params, name):
+    """params[name], or a ValueError saying the checkpoint has no such head."""
+    if name not in params:
+        label, weights = HEADS[name]
+        raise ValueError(f"this checkpoint has no {label} head (it was saved without {weights} weights)")
+    return params[name]
+
+
+def head_dense(params, name, input_name, x):
+    """The dense layer of head params[name] on x [..., H], float32; a ValueError when the checkpoint has no
+    such head, x is None (no pooler, so no pooled output) or x has the wrong width."""
+    p = head_of(params, name)
+    if x is None:
+        raise ValueError(f"this checkpoint has no pooler, so no {input_name} for the {HEADS[name][0]} head")
+    return dense(check_features(input_name, x, p["w"].shape[0]), p)
 
 
 def check_features(name, a, size):
@@ -220,7 +275,7 @@ def check_inputs(input_ids, segment_ids, attention_mask, hparams):
     if single:
         input_ids, segment_ids, attention_mask = input_ids[None], segment_ids[None], attention_mask[None]
     check_range("input_ids", input_ids, hparams["vocab_size"], "vocab_size")
-    check_range("segment_ids", segment_ids, hparams.get("type_vocab_size", 2), "type_vocab_size")
+    check_range("segment_ids", segment_ids, hparams["type_vocab_size"], "type_vocab_size")
     if input_ids.shape[1] > hparams["max_position_embeddings"]:
         raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
                          f"{hparams['max_position_embeddings']}: truncate the input")

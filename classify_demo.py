@@ -1,4 +1,4 @@
-"""Text classification on BERT features: embed the texts with utils.embed, fit a logistic regression on a
+"""Text classification on BERT features: embed the texts with pipelines.embed, fit a logistic regression on a
 stratified training split, print sklearn's classification report for the test split.
 
     python classify_demo.py dataset_name imdb N 1000 test_ratio 0.2 model_name bert-base-uncased
@@ -22,7 +22,8 @@ from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
-from utils import POOLINGS, check_pooling, embed, load_tokenizer_hparams_and_params, token_limit
+from pipelines import POOLINGS, check_pooling, embed, token_limit
+from utils import load_tokenizer_hparams_and_params
 
 DATA_FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 MAX_SEED = 2**32 - 1  # sklearn's limit for random_state
@@ -172,9 +173,9 @@ def embed_batch(batch, text_column, model_name, models_dir, pooling, batch_size,
     del stamp  # only part of the cache fingerprint
     tokenizer, hparams, params = load_model(model_name, models_dir)
     max_length = token_limit(hparams)
-    texts = batch[text_column]
-    return {"features": embed(texts, tokenizer, params, hparams, batch_size, pooling, max_length),
-            "truncated": [len(tokenizer.tokenize(text)) + 2 > max_length for text in texts]}
+    features, n_tokens = embed(batch[text_column], tokenizer, params, hparams, batch_size, pooling, max_length,
+                               return_n_tokens=True)
+    return {"features": features, "truncated": n_tokens > max_length}
 
 
 def compute_features(dataset, args):

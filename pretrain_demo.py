@@ -13,7 +13,8 @@ import sys
 import numpy as np
 
 from bert import bert, mlm_head, nsp_head, softmax  # softmax works in place on the fresh logits
-from utils import load_tokenizer_hparams_and_params, token_limit
+from pipelines import token_limit
+from utils import load_tokenizer_hparams_and_params
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
 
@@ -83,8 +84,9 @@ def main(argv=None):
 
     text_b = args.text_b or None  # an empty second text is no second text, as in the tokenizer
     max_length = token_limit(hparams)
-    tokens, input_ids, segment_ids = tokenizer.encode(args.text_a, text_b, max_length=max_length)
-    n_tokens = sum(len(tokenizer.tokenize(text)) + 1 for text in (args.text_a, text_b) if text) + 1
+    batch = tokenizer.batch_encode([args.text_a], None if text_b is None else [text_b], max_length=max_length)
+    input_ids, segment_ids = batch["input_ids"][0].tolist(), batch["segment_ids"][0].tolist()
+    tokens, n_tokens = tokenizer.convert_ids_to_tokens(input_ids), batch["untruncated_length"][0]
     if n_tokens > max_length:
         print(f"note: the input has {n_tokens} tokens, cut to the model's limit of {max_length}", file=sys.stderr)
 

@@ -280,20 +280,25 @@ class FullTokenizer:
 
     def batch_encode(self, texts_a, texts_b=None, max_length=512):
         """Encode a batch into int64 arrays input_ids, segment_ids, attention_mask, each (B, L),
-        padded with [PAD] (segment 0, mask 0) to the longest row. Matches HF's
-        tok(texts_a, texts_b, truncation=True, max_length=max_length, padding=True); in a batch an
-        empty second text is a real (empty) second segment, as in HF."""
+        padded with [PAD] (segment 0, mask 0) to the longest row, and untruncated_length (B,): each row's
+        token count before truncation, [CLS] and [SEP] included (> max_length means the row was cut).
+        Matches HF's tok(texts_a, texts_b, truncation=True, max_length=max_length, padding=True); in a
+        batch an empty second text is a real (empty) second segment, as in HF."""
         texts_a = _check_text_list(texts_a, "texts_a")
         if texts_b is not None:
             texts_b = _check_text_list(texts_b, "texts_b")
-            if len(texts_b) != len(texts_a):
-                raise ValueError(f"texts_b has {len(texts_b)} texts but texts_a has {len(texts_a)}; "
-                                 "pass one second text per first text")
-        _check_max_length(max_length, 2 if texts_b is None else 3)
-        rows = []
-        for i, text_a in enumerate(texts_a):
-            tokens_b = None if texts_b is None else self.tokenize(texts_b[i])
-            rows.append(self._build(self.tokenize(text_a), tokens_b, max_length))
+        return self.batch_encode_tokens([self.tokenize(text) for text in texts_a],
+                                        None if texts_b is None else [self.tokenize(text) for text in texts_b],
+                                        max_length)
+
+    def batch_encode_tokens(self, tokens_a, tokens_b=None, max_length=512):
+        """batch_encode for texts already split by tokenize: lists of tokens in, the same arrays out. Lets a
+        caller tokenize once, sort or count by length, then batch."""
+        if tokens_b is not None and len(tokens_b) != len(tokens_a):
+            raise ValueError(f"texts_b has {len(tokens_b)} texts but texts_a has {len(tokens_a)}; "
+                             "pass one second text per first text")
+        _check_max_length(max_length, 2 if tokens_b is None else 3)
+        rows = [self._build(a, None if tokens_b is None else tokens_b[i], max_length) for i, a in enumerate(tokens_a)]
         width = max((len(ids) for _, ids, _ in rows), default=0)
         batch = {name: np.zeros((len(rows), width), dtype=np.int64)
                  for name in ("input_ids", "segment_ids", "attention_mask")}
@@ -302,6 +307,9 @@ class FullTokenizer:
             batch["input_ids"][r, :len(ids)] = ids
             batch["segment_ids"][r, :len(ids)] = segments
             batch["attention_mask"][r, :len(ids)] = 1
+        batch["untruncated_length"] = np.array(
+            [len(a) + 2 + (0 if tokens_b is None else len(tokens_b[i]) + 1) for i, a in enumerate(tokens_a)],
+            dtype=np.int64)
         return batch
 
 

@@ -63,23 +63,14 @@ def mixed_texts(data_file, n=32, seed=0):
 
 def write_checkpoint(folder):
     """bert-base-shaped synthetic weights as config.json + vocab.txt + model.safetensors."""
+    from checkpoint import write_safetensors
     from conftest import minilm_dir
     from synthetic import BERT_BASE_CONFIG, synthetic_state_dict
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(dict(BERT_BASE_CONFIG, model_type="bert"), f)
     shutil.copy(os.path.join(minilm_dir(), "vocab.txt"), folder)  # bert-base-uncased's vocabulary
-    tensors = synthetic_state_dict(BERT_BASE_CONFIG)
-    header, offset = {}, 0
-    for name, a in tensors.items():
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-    head = json.dumps(header).encode()
-    head += b" " * (-len(head) % 8)  # data aligned to 8 bytes, as the safetensors library writes it
-    with open(os.path.join(folder, "model.safetensors"), "wb") as f:
-        f.write(len(head).to_bytes(8, "little") + head)
-        for a in tensors.values():
-            f.write(a.tobytes())
+    write_safetensors(os.path.join(folder, "model.safetensors"), synthetic_state_dict(BERT_BASE_CONFIG))
 
 
 def matmuls_only(B, L, params, hparams):
@@ -101,6 +92,7 @@ def matmuls_only(B, L, params, hparams):
 
 def numpy_side(folder, texts, repeats):
     import bert
+    import pipelines
     import utils
     out = {"interpreter_mb": peak_rss_mb()}
     start = time.perf_counter()
@@ -113,8 +105,8 @@ def numpy_side(folder, texts, repeats):
         if (B, L) == (8, 128):
             out["rss_8x128_mb"] = peak_rss_mb()
         out[f"{B}x{L} matmuls"] = best_time(matmuls_only(B, L, params, hparams), repeats)
-    out["mixed"] = best_time(lambda: utils.embed(texts, tokenizer, params, hparams, batch_size=16,
-                                                 progress=False), repeats)
+    out["mixed"] = best_time(lambda: pipelines.embed(texts, tokenizer, params, hparams, batch_size=16,
+                                                     progress=False), repeats)
     M, K, N = SGEMM
     a, b = rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
     out["sgemm_gflops"] = 2 * M * K * N / best_time(lambda: a @ b, 10) / 1e9

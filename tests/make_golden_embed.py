@@ -1,5 +1,5 @@
 """Generate tests/golden/minilm_embed.npz: the real all-MiniLM-L6-v2's sentence features, computed by
-sentence-transformers (mean) and HF transformers ([CLS] vector, pooler output), for utils.embed's tests.
+sentence-transformers (mean) and HF transformers ([CLS] vector, pooler output), for pipelines.embed's tests.
 
 Needs torch==2.13.0, transformers and sentence-transformers (never needed to run the tests).
 Run from the repository root:  python tests/make_golden_embed.py

@@ -1,5 +1,4 @@
 """bert.py against HF transformers' golden outputs (tests/make_golden.py), and its behaviour on bad input."""
-import ast
 import math
 import os
 
@@ -7,8 +6,9 @@ import numpy as np
 import pytest
 
 import bert
+import convert
 import utils
-from conftest import GOLDEN_DIR, ROOT, flat
+from conftest import GOLDEN_DIR, flat
 from synthetic import BERT_BASE_CONFIG, synthetic_state_dict
 
 # Acceptance tolerances (max |difference| from HF, float32)
@@ -72,7 +72,7 @@ def test_our_tokenizer_gives_the_golden_inputs(name):
 
 def test_bert_base_shape_matches_hf():
     """12 layers x 768 with synthetic weights (the same as make_golden.py built for HF)."""
-    params = utils.to_params(synthetic_state_dict(BERT_BASE_CONFIG), BERT_BASE_CONFIG["num_hidden_layers"])
+    params = convert.to_params(synthetic_state_dict(BERT_BASE_CONFIG), BERT_BASE_CONFIG["num_hidden_layers"])
     g = golden("bert-base-shape.npz")
     assert_matches(run(params, BERT_BASE_CONFIG, g, g["mlm_positions"]), g, g["mlm_positions"])
 
@@ -142,13 +142,21 @@ def test_activation_in_place_equals_the_pure_call(name):
     np.testing.assert_array_equal(x, expected)
 
 
-def test_layer_norm_works_in_place():
+def test_layer_norm_and_softmax_take_out_like_the_activations():
+    """One convention: a new array by default, in place with out=x."""
     x = np.random.default_rng(0).standard_normal((2, 3, 16)).astype(np.float32)
     p = {"g": np.full(16, 2, np.float32), "b": np.ones(16, np.float32)}
     expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-12) * 2 + 1
-    y = bert.layer_norm(x, p, 1e-12)
-    assert y is x and y.dtype == np.float32
-    np.testing.assert_allclose(y, expected, atol=1e-5)
+    probs = np.exp(x - x.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    for fn, want in ((lambda a, **kw: bert.layer_norm(a, p, 1e-12, **kw), expected), (bert.softmax, probs)):
+        a = x.copy()
+        y = fn(a)
+        assert y is not a and y.dtype == np.float32
+        np.testing.assert_array_equal(a, x)
+        np.testing.assert_allclose(y, want, atol=1e-5)
+        assert fn(a, out=a) is a
+        np.testing.assert_array_equal(a, y)
 
 
 def test_the_model_leaves_its_inputs_and_params_untouched():
@@ -219,14 +227,49 @@ def test_heads_take_any_float_features_of_the_right_width():
         bert.nsp_head(pooled[:-1], params)
 
 
+def test_task_heads_give_the_shapes_of_their_hf_classes():
+    """classifier_head / token_classifier_head / qa_head are dense layers on the pooled or per-token output."""
+    _, hparams, params = load("tiny-gelu")
+    rng = np.random.default_rng(0)
+    H = hparams["hidden_size"]
+    params = dict(params, classifier={"w": rng.standard_normal((H, 3), np.float32), "b": np.ones(3, np.float32)},
+                  qa={"w": rng.standard_normal((H, 2), np.float32), "b": np.zeros(2, np.float32)})
+    seq, pooled = bert.bert([[2, 1002, 3], [2, 1003, 3]], None, params, hparams)
+    logits = bert.classifier_head(pooled, params)
+    assert logits.shape == (2, 3) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, pooled @ params["classifier"]["w"] + 1, rtol=1e-5)
+    assert bert.token_classifier_head(seq, params).shape == (2, 3, 3)
+    start, end = bert.qa_head(seq, params)
+    assert start.shape == end.shape == (2, 3)
+    np.testing.assert_allclose(end, seq @ params["qa"]["w"][:, 1], rtol=1e-5)
+    assert bert.classifier_head(pooled[0].astype(np.float64), params).shape == (3,)
+
+
+def test_missing_task_heads_are_named():
+    _, hparams, params = load("tiny-gelu")
+    seq, pooled = bert.bert([2, 1002, 3], None, params, hparams)
+    with pytest.raises(ValueError, match="this checkpoint has no classifier head"):
+        bert.classifier_head(pooled, params)
+    with pytest.raises(ValueError, match="this checkpoint has no classifier head"):
+        bert.token_classifier_head(seq, params)
+    with pytest.raises(ValueError, match="this checkpoint has no question-answering head"):
+        bert.qa_head(seq, params)
+    with_head = dict(params, classifier={"w": np.zeros((64, 2), np.float32), "b": np.zeros(2, np.float32)})
+    with pytest.raises(ValueError, match="no pooler, so no pooled_output for the classifier head"):
+        bert.classifier_head(None, with_head)
+
+
+def test_config_defaults_live_in_one_table():
+    _, hparams, params = load("tiny-gelu")
+    bare = {k: v for k, v in hparams.items() if k not in bert.CONFIG_DEFAULTS}
+    assert bert.config_with_defaults(bare) == dict(bare, **bert.CONFIG_DEFAULTS)
+    np.testing.assert_array_equal(bert.bert([2, 1002, 3], None, params, bare)[0],
+                                  bert.bert([2, 1002, 3], None, params, dict(bare, **bert.CONFIG_DEFAULTS))[0])
+    with pytest.raises(ValueError, match="hparams is not a BERT config: no integer intermediate_size"):
+        bert.bert([2, 3], None, params, {k: v for k, v in hparams.items() if k != "intermediate_size"})
+
+
 def test_unknown_activation_is_named():
     _, hparams, params = load("tiny-gelu")
     with pytest.raises(ValueError, match="hidden_act 'swish' is not supported"):
         bert.bert([2, 3], None, params, dict(hparams, hidden_act="swish"))
-
-
-def test_bert_py_imports_numpy_alone():
-    tree = ast.parse(open(os.path.join(ROOT, "bert.py"), encoding="utf-8").read())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"numpy"}

@@ -1,4 +1,4 @@
-"""utils.read_torch_checkpoint: torch's pickle formats read without torch, and nothing but a state_dict."""
+"""checkpoint.read_torch_checkpoint: torch's pickle formats read without torch, and nothing but a state_dict."""
 import io
 import os
 import pickle
@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import checkpoint
 import utils
 from conftest import GOLDEN_DIR, flat
 
@@ -24,8 +25,8 @@ def test_legacy_names_bin_gives_the_same_params_as_its_safetensors_twin():
 
 
 def test_transposed_storage_view_is_read_with_its_strides():
-    state = utils.read_torch_checkpoint(os.path.join(GOLDEN_DIR, "tiny-gelu-legacy", "pytorch_model.bin"))
-    twin = utils.read_safetensors(os.path.join(GOLDEN_DIR, "tiny-gelu", "model.safetensors"))
+    state = checkpoint.read_torch_checkpoint(os.path.join(GOLDEN_DIR, "tiny-gelu-legacy", "pytorch_model.bin"))
+    twin = checkpoint.read_safetensors(os.path.join(GOLDEN_DIR, "tiny-gelu", "model.safetensors"))
     pooler = state["pooler.dense.weight"]
     assert pooler.strides == (4, 4 * pooler.shape[0])  # saved as a column-major view
     assert np.array_equal(pooler, twin["bert.pooler.dense.weight"])
@@ -33,8 +34,8 @@ def test_transposed_storage_view_is_read_with_its_strides():
 
 
 def test_pre_zip_torch_format_in_float16():
-    state = utils.read_torch_checkpoint(os.path.join(GOLDEN_DIR, "tiny-gelu-torch1.5", "pytorch_model.bin"))
-    twin = utils.read_safetensors(os.path.join(GOLDEN_DIR, "tiny-gelu", "model.safetensors"))
+    state = checkpoint.read_torch_checkpoint(os.path.join(GOLDEN_DIR, "tiny-gelu-torch1.5", "pytorch_model.bin"))
+    twin = checkpoint.read_safetensors(os.path.join(GOLDEN_DIR, "tiny-gelu", "model.safetensors"))
     assert state.keys() == twin.keys()
     for name, array in twin.items():
         assert state[name].dtype == np.float32
@@ -97,14 +98,14 @@ def torch_zip(monkeypatch, tmp_path):
 def test_the_stand_in_writer_produces_what_the_reader_expects(torch_zip, byteorder):
     storage = _Storage("0", np.arange(6, dtype=np.float32).tobytes())
     path = torch_zip({"w": _Tensor(storage, 1, (2, 2), (1, 2))}, [storage], byteorder)
-    assert utils.read_torch_checkpoint(path)["w"].tolist() == [[1.0, 3.0], [2.0, 4.0]]
+    assert checkpoint.read_torch_checkpoint(path)["w"].tolist() == [[1.0, 3.0], [2.0, 4.0]]
 
 
 def test_big_endian_storages_are_refused(torch_zip):
     storage = _Storage("0", np.arange(6, dtype=">f4").tobytes())
     path = torch_zip({"w": _Tensor(storage, 0, (6,), (1,))}, [storage], "big")
     with pytest.raises(ValueError, match="big-endian storages"):
-        utils.read_torch_checkpoint(path)
+        checkpoint.read_torch_checkpoint(path)
 
 
 @pytest.mark.parametrize("offset, shape, stride, stored", [
@@ -118,7 +119,7 @@ def test_tensors_outside_their_storage_are_refused(torch_zip, offset, shape, str
     written = [] if stored is None else [_Storage("0", bytes(4 * stored))]
     path = torch_zip({"w": _Tensor(_Storage("0", bytes(24)), offset, shape, stride)}, written)
     with pytest.raises(ValueError, match="a tensor lies outside its storage 0"):
-        utils.read_torch_checkpoint(path)
+        checkpoint.read_torch_checkpoint(path)
 
 
 class _Hostile:
@@ -146,16 +147,16 @@ def test_a_pickle_that_would_create_a_file_is_refused(torch_zip, tmp_path, make,
         with open(path, "wb") as f:
             pickle.dump(make(victim), f, protocol=2)
     with pytest.raises(ValueError, match="refusing to load .*: a plain state_dict never needs it"):
-        utils.read_torch_checkpoint(path)
+        checkpoint.read_torch_checkpoint(path)
     assert not os.path.exists(victim)
 
 
 def test_a_storage_reference_of_an_unknown_kind_is_refused(torch_zip, monkeypatch):
     monkeypatch.setattr(_TorchPickler, "persistent_id", lambda self, obj: ("module", "x") if obj == "m" else None)
     with pytest.raises(ValueError, match="unsupported storage reference"):
-        utils.read_torch_checkpoint(torch_zip({"w": "m"}))
+        checkpoint.read_torch_checkpoint(torch_zip({"w": "m"}))
 
 
 def test_not_a_state_dict(torch_zip):
     with pytest.raises(ValueError, match="holds a list, not a state_dict"):
-        utils.read_torch_checkpoint(torch_zip([1, 2]))
+        checkpoint.read_torch_checkpoint(torch_zip([1, 2]))

@@ -4,11 +4,13 @@ import os
 import shutil
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+import hub as hub_module
 import utils
 from conftest import GOLDEN_DIR, flat
 
@@ -27,6 +29,7 @@ class FakeHub(ThreadingHTTPServer):
     def __init__(self, root):
         super().__init__(("127.0.0.1", 0), HubHandler)
         self.root, self.faults, self.gated, self.log = root, {}, set(), []
+        self.rendezvous = None  # a threading.Barrier: LFS bodies wait for each other, then trickle out
 
     @property
     def url(self):
@@ -74,14 +77,20 @@ class HubHandler(BaseHTTPRequestHandler):
         start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-")) if self.headers["Range"] else 0
         headers = {"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"} if start else {}
         self.answer(206 if start else 200, body[start:], headers,
-                    cut=len(body) // 2 if fault == "cut" else None)
+                    cut=len(body) // 2 if fault == "cut" else None, together=self.server.rendezvous)
 
-    def answer(self, status, body=b"", headers=None, cut=None):
+    def answer(self, status, body=b"", headers=None, cut=None, together=None):
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if together:  # both downloads are under way before either gets its body, in two slow halves
+            together.wait(timeout=10)
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            time.sleep(0.3)
+            body = body[len(body) // 2:]
         self.wfile.write(body[:cut])
         if cut is not None:  # drop the connection mid-body
             self.wfile.flush()
@@ -100,7 +109,7 @@ def hub(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setattr(utils, "RETRY_DELAY", 0.0)
+    monkeypatch.setattr(hub_module, "RETRY_DELAY", 0.0)
     monkeypatch.chdir(tmp_path)
     yield server
     server.shutdown()
@@ -261,3 +270,27 @@ def test_no_network_is_a_clear_error(hub, monkeypatch):
     with pytest.raises(ConnectionError, match="could not download .*config.json.*check the network"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
     assert files_in("models/test-org/tiny-bert") == []
+
+
+def test_two_concurrent_downloads_of_one_model_both_succeed(hub):
+    """Each download writes its own hidden partial file, so neither truncates or deletes the other's."""
+    hub.rendezvous = threading.Barrier(2)
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")[2])
+        except Exception as e:  # reported below, with the other thread's outcome
+            errors.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(results) == 2
+    assert hub.paths().count("/cdn/test-org/tiny-bert/model.safetensors") == 2  # they really overlapped
+    for params in results:
+        assert_same_params(params, golden_params())
+    assert files_in("models/test-org/tiny-bert") == ["config.json", "model.safetensors", "tokenizer_config.json",
+                                                     "vocab.txt"]

@@ -1,4 +1,4 @@
-"""utils.embed on the real all-MiniLM-L6-v2 against sentence-transformers / HF transformers
+"""pipelines.embed on the real all-MiniLM-L6-v2 against sentence-transformers / HF transformers
 (tests/golden/minilm_embed.npz, written by tests/make_golden_embed.py)."""
 import os
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN_DIR
-from utils import embed, load_tokenizer_hparams_and_params
+from pipelines import embed
+from utils import load_tokenizer_hparams_and_params
 
 GOLDEN = np.load(os.path.join(GOLDEN_DIR, "minilm_embed.npz"))
 TEXTS = [str(text) for text in GOLDEN["texts"]]  # lengths deliberately unsorted, one over max_length
@@ -86,7 +87,7 @@ def test_texts_are_cut_to_the_models_position_limit():
 
 
 def test_length_batches_cover_every_text_once_and_keep_short_texts_apart():
-    from utils import length_batches
+    from pipelines import length_batches
     lengths = [500, 10, 12, 480, 11, 490, 9, 505]
     batches = length_batches(lengths, batch_size=8, hidden_size=768)
     assert sorted(np.concatenate(batches).tolist()) == list(range(8))
@@ -94,3 +95,12 @@ def test_length_batches_cover_every_text_once_and_keep_short_texts_apart():
     equal = length_batches([50] * 10, batch_size=4, hidden_size=768)
     assert len(equal) == 3 and max(len(b) for b in equal) == 4  # no more forward passes than needed
     assert length_batches([], batch_size=4, hidden_size=768) == []
+
+
+def test_embed_tells_each_texts_token_count_before_truncation(model):
+    tokenizer, params, hparams = model
+    texts = ["short one", "word " * 600, ""]
+    features, n_tokens = embed(texts, *model, pooling="mean", max_length=128, progress=False, return_n_tokens=True)
+    assert n_tokens.dtype == np.int64 and n_tokens.tolist() == [len(tokenizer.tokenize(t)) + 2 for t in texts]
+    assert n_tokens.tolist() == [4, 602, 2]
+    np.testing.assert_array_equal(features, embed(texts, *model, pooling="mean", max_length=128, progress=False))

@@ -1,4 +1,4 @@
-"""utils.read_safetensors: NumPy-only, memory-mapped, and refuses malformed files with a clear ValueError."""
+"""checkpoint.read_safetensors: NumPy-only, memory-mapped, and refuses malformed files with a clear ValueError."""
 import json
 import mmap
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file  # the reference reader; its numpy module does not import torch
 
-import utils
+import checkpoint
 
 
 def write_safetensors(path, header, data=b"", header_len=None):
@@ -31,7 +31,7 @@ def test_dtypes_are_read_as_float32_and_int64(tmp_path):
                                          [[2, 3]] * 3 + [[3]], chunks):
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [at, at + len(chunk)]}
         at += len(chunk)
-    tensors = utils.read_safetensors(write_safetensors(tmp_path / "m.safetensors", header, b"".join(chunks)))
+    tensors = checkpoint.read_safetensors(write_safetensors(tmp_path / "m.safetensors", header, b"".join(chunks)))
     assert sorted(tensors) == ["bf16", "f16", "f32", "i64"]
     for name in ("f32", "f16", "bf16"):
         assert tensors[name].dtype == np.float32 and np.array_equal(tensors[name], values), name
@@ -44,18 +44,18 @@ def test_misaligned_float32_data_is_copied_into_an_aligned_array(tmp_path):
     header += b" " * (-len(header) % 8 + 2)  # data starts 2 bytes past a multiple of 4
     path = tmp_path / "m.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + values.tobytes())
-    w = utils.read_safetensors(str(path))["w"]
+    w = checkpoint.read_safetensors(str(path))["w"]
     assert w.flags.aligned and np.array_equal(w, values)
 
 
 def test_float32_tensors_are_read_only_views_of_the_mapped_file(minilm):
-    tensors = utils.read_safetensors(os.path.join(minilm, "model.safetensors"))
+    tensors = checkpoint.read_safetensors(os.path.join(minilm, "model.safetensors"))
     word = tensors["embeddings.word_embeddings.weight"]
     assert isinstance(word.base, mmap.mmap) and not word.flags.writeable
 
 
 def test_real_minilm_matches_the_safetensors_package(minilm):
-    ours = utils.read_safetensors(os.path.join(minilm, "model.safetensors"))
+    ours = checkpoint.read_safetensors(os.path.join(minilm, "model.safetensors"))
     reference = load_file(os.path.join(minilm, "model.safetensors"))
     assert ours.keys() == reference.keys() and len(ours) > 100
     for name, array in reference.items():
@@ -85,7 +85,7 @@ GOOD = {"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
 def test_malformed_files_are_refused(tmp_path, header, data, header_len, reason):
     path = write_safetensors(tmp_path / "bad.safetensors", header, data, header_len)
     with pytest.raises(ValueError, match="invalid safetensors file: .*" + re.escape(reason)):
-        utils.read_safetensors(path)
+        checkpoint.read_safetensors(path)
 
 
 @pytest.mark.parametrize("size", [0, 5])
@@ -93,7 +93,7 @@ def test_truncated_files_are_refused(tmp_path, size):
     path = tmp_path / "cut.safetensors"
     path.write_bytes(b"\x10" * size)
     with pytest.raises(ValueError, match="invalid safetensors file: shorter than its 8-byte header length"):
-        utils.read_safetensors(str(path))
+        checkpoint.read_safetensors(str(path))
 
 
 def test_a_file_cut_inside_its_data_is_refused(minilm, tmp_path):
@@ -102,4 +102,26 @@ def test_a_file_cut_inside_its_data_is_refused(minilm, tmp_path):
     path = tmp_path / "cut.safetensors"
     path.write_bytes(start)
     with pytest.raises(ValueError, match="invalid safetensors file: .* has data_offsets .* outside the"):
-        utils.read_safetensors(str(path))
+        checkpoint.read_safetensors(str(path))
+
+
+def test_the_writer_round_trips_through_the_reference_reader(tmp_path):
+    tensors = {"w": np.arange(12, dtype=np.float32).reshape(3, 4).T, "ids": np.array([3, -1], np.int64),
+               "half": np.array([0.5, 2], np.float16), "empty": np.zeros((0, 3), np.float32)}
+    path = tmp_path / "out.safetensors"
+    checkpoint.write_safetensors(path, tensors, metadata={"format": "pt"})
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    assert n % 8 == 0 and json.loads(raw[8:8 + n])["__metadata__"] == {"format": "pt"}
+    for reference in (load_file(str(path)), checkpoint.read_safetensors(str(path))):
+        assert sorted(reference) == sorted(tensors)
+        for name, a in tensors.items():
+            assert np.array_equal(reference[name], a), name
+    assert os.listdir(tmp_path) == ["out.safetensors"]  # no temporary file left
+
+
+def test_a_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="has dtype complex64"):
+        checkpoint.write_safetensors(tmp_path / "out.safetensors", {"a": np.ones(2, np.float32),
+                                                                    "z": np.ones(2, np.complex64)})
+    assert os.listdir(tmp_path) == []

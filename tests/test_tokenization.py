@@ -104,11 +104,29 @@ def test_pair_truncation_is_longest_first(tok):
 
 def test_batch_encode_pads_to_longest_row(tok):
     out = tok.batch_encode(["a b c d", "x"], ["e", "y z"], max_length=512)
-    assert set(out) == {"input_ids", "segment_ids", "attention_mask"}
-    assert all(v.dtype == np.int64 and v.shape == (2, 8) for v in out.values())
+    assert set(out) == {"input_ids", "segment_ids", "attention_mask", "untruncated_length"}
+    assert all(out[k].dtype == np.int64 and out[k].shape == (2, 8) for k in ("input_ids", "segment_ids",
+                                                                             "attention_mask"))
     np.testing.assert_array_equal(out["attention_mask"], [[1] * 8, [1] * 6 + [0] * 2])
     np.testing.assert_array_equal(out["segment_ids"][1], [0, 0, 0, 1, 1, 1, 0, 0])
     assert list(out["input_ids"][1, -2:]) == [0, 0]
+
+
+def test_batch_encode_tells_each_rows_length_before_truncation(tok):
+    out = tok.batch_encode(["a b c d e f", "x", ""], max_length=5)
+    assert out["input_ids"].shape == (3, 5) and out["untruncated_length"].dtype == np.int64
+    assert out["untruncated_length"].tolist() == [8, 3, 2]
+    pairs = tok.batch_encode(["a b c d", "x"], ["e f g", ""], max_length=6)
+    assert pairs["untruncated_length"].tolist() == [10, 4]  # an empty second text is a segment: [SEP] counts
+
+
+def test_batch_encode_tokens_is_batch_encode_after_tokenize(tok):
+    texts_a, texts_b = ["Hello, world!", "unaffable"], ["fine", "x y z"]
+    out = tok.batch_encode_tokens([tok.tokenize(t) for t in texts_a], [tok.tokenize(t) for t in texts_b], 7)
+    expected = tok.batch_encode(texts_a, texts_b, max_length=7)
+    assert out.keys() == expected.keys()
+    for key in out:
+        np.testing.assert_array_equal(out[key], expected[key])
 
 
 def test_decode_joins_pieces_and_drops_cls_sep_pad(tok):

@@ -1,0 +1,87 @@
+"""HF checkpoint names <-> numpy-bert's params tree (the layout in README.md), with NumPy alone.
+
+to_params maps the names of BertModel, BertForPreTraining, BertForSequenceClassification,
+BertForTokenClassification and BertForQuestionAnswering checkpoints (2019-era gamma/beta LayerNorm names
+too) to params: query, key and value fused into one (H, 3H) matrix, every weight stored (in, out).
+to_state_dict is the inverse, for writing a checkpoint that transformers loads.
+"""
+import re
+
+import numpy as np
+
+LEGACY_LAYER_NORM = {"gamma": "weight", "beta": "bias"}
+QKV = ("query", "key", "value")
+HEADS = {"pooler": "pooler.dense", "classifier": "classifier", "qa": "qa_outputs", "nsp": "cls.seq_relationship"}
+
+
+def to_params(state, n_layers):
+    """{HF name: array} -> params. Heads (pooler, mlm, nsp, classifier, qa) are in params only when the
+    checkpoint has them; a missing encoder weight is a ValueError naming it."""
+    sd = {re.sub(r"(?<=LayerNorm\.)(gamma|beta)$", lambda m: LEGACY_LAYER_NORM[m[0]], name.removeprefix("bert.")):
+          array for name, array in state.items()}
+
+    def dense(prefix):
+        return {"w": sd[prefix + ".weight"].T, "b": sd[prefix + ".bias"]}
+
+    def ln(prefix):
+        return {"g": sd[prefix + ".weight"], "b": sd[prefix + ".bias"]}
+
+    def block(p):
+        qkv = [p + f"attention.self.{n}" for n in QKV]
+        return {"attn": {"qkv": {"w": np.concatenate([sd[q + ".weight"] for q in qkv]).T,
+                                 "b": np.concatenate([sd[q + ".bias"] for q in qkv])},
+                         "proj": dense(p + "attention.output.dense")},
+                "ln_1": ln(p + "attention.output.LayerNorm"),
+                "ffn": {"fc": dense(p + "intermediate.dense"), "proj": dense(p + "output.dense")},
+                "ln_2": ln(p + "output.LayerNorm")}
+
+    try:
+        params = {"embeddings": {"word": sd["embeddings.word_embeddings.weight"],
+                                 "position": sd["embeddings.position_embeddings.weight"],
+                                 "token_type": sd["embeddings.token_type_embeddings.weight"],
+                                 "ln": ln("embeddings.LayerNorm")},
+                  "blocks": [block(f"encoder.layer.{i}.") for i in range(n_layers)]}
+        for head, prefix in HEADS.items():
+            if prefix + ".weight" in sd:
+                params[head] = dense(prefix)
+        if "cls.predictions.transform.dense.weight" in sd:
+            bias = "cls.predictions.bias" if "cls.predictions.bias" in sd else "cls.predictions.decoder.bias"
+            params["mlm"] = {"transform": dense("cls.predictions.transform.dense"),
+                             "ln": ln("cls.predictions.transform.LayerNorm"), "bias": sd[bias]}
+    except KeyError as e:
+        raise ValueError(f"the checkpoint has no {e.args[0]}: is it a BERT checkpoint?") from None
+    return params
+
+
+def to_state_dict(params):
+    """params -> {HF name: float32 array, C-contiguous} as BertFor* models name them: the encoder and pooler
+    under "bert.", the classifier / qa / nsp heads at the top. The MLM head is left out."""
+    state = {}
+
+    def dense(prefix, p):
+        state[prefix + ".weight"] = np.ascontiguousarray(p["w"].T)
+        state[prefix + ".bias"] = np.ascontiguousarray(p["b"])
+
+    def ln(prefix, p):
+        state[prefix + ".weight"], state[prefix + ".bias"] = p["g"], p["b"]
+
+    e = params["embeddings"]
+    state.update({"bert.embeddings.word_embeddings.weight": e["word"],
+                  "bert.embeddings.position_embeddings.weight": e["position"],
+                  "bert.embeddings.token_type_embeddings.weight": e["token_type"]})
+    ln("bert.embeddings.LayerNorm", e["ln"])
+    for i, block in enumerate(params["blocks"]):
+        p = f"bert.encoder.layer.{i}."
+        qkv = block["attn"]["qkv"]
+        H = qkv["w"].shape[0]
+        for j, name in enumerate(QKV):
+            dense(p + f"attention.self.{name}", {"w": qkv["w"][:, j * H:(j + 1) * H], "b": qkv["b"][j * H:(j + 1) * H]})
+        dense(p + "attention.output.dense", block["attn"]["proj"])
+        ln(p + "attention.output.LayerNorm", block["ln_1"])
+        dense(p + "intermediate.dense", block["ffn"]["fc"])
+        dense(p + "output.dense", block["ffn"]["proj"])
+        ln(p + "output.LayerNorm", block["ln_2"])
+    for head, prefix in HEADS.items():
+        if head in params:
+            dense(("bert." if head == "pooler" else "") + prefix, params[head])
+    return {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()}
