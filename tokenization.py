@@ -122,12 +122,21 @@ def load_vocab(vocab_file):
     if not os.path.isfile(vocab_file):
         raise FileNotFoundError(f"vocab file not found: {vocab_file} (expected a vocab.txt, one token per line)")
     with open(vocab_file, encoding="utf-8") as f:
-        vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        return check_vocab({line.rstrip("\n"): i for i, line in enumerate(f)}, f"vocab file {vocab_file}")
+
+
+def check_vocab(vocab, source):
+    """vocab (token -> id), or a ValueError naming its source when it lacks a special token BERT needs."""
     missing = [t for t in REQUIRED_TOKENS if t not in vocab]
     if missing:
-        raise ValueError(f"vocab file {vocab_file} lacks the special token(s) {', '.join(missing)}; "
+        raise ValueError(f"{source} lacks the special token(s) {', '.join(missing)}; "
                          "a BERT vocab needs [UNK], [CLS], [SEP] and [PAD]")
     return vocab
+
+
+def lowercase(text):
+    """Lowercase as HF's tokenizers do: character by character, so no context-dependent final sigma."""
+    return text.replace("\u03a3", "\u03c3").lower()
 
 
 def _check_str(text, name="text"):
@@ -151,7 +160,11 @@ class FullTokenizer:
     """WordPiece tokenizer reading a BERT vocab.txt; see the module docstring for what it does."""
 
     def __init__(self, vocab_file, do_lower_case=True):
-        self.vocab = load_vocab(vocab_file)
+        """vocab_file: a vocab.txt, or the vocabulary itself as a dict token -> id (as tokenizer.json holds it)."""
+        if isinstance(vocab_file, dict):
+            self.vocab = check_vocab(vocab_file, "the vocabulary")
+        else:
+            self.vocab = load_vocab(vocab_file)
         self.inv_vocab = {i: t for t, i in self.vocab.items()}
         self.do_lower_case = bool(do_lower_case)
         self.specials = [t for t in (CLS, SEP, PAD, UNK, MASK) if t in self.vocab]
@@ -192,8 +205,7 @@ class FullTokenizer:
         text = text.translate(_CLEAN_TABLE)
         if self.do_lower_case:
             text = unicodedata.normalize("NFD", text).translate(_DROP_MARKS_TABLE)
-            # HF lowercases character by character: no context-dependent final sigma.
-            text = text.replace("\u03a3", "\u03c3").lower()
+            text = lowercase(text)
         return text
 
     def _word_to_pieces(self, word):
@@ -246,6 +258,11 @@ class FullTokenizer:
         are joined, other tokens space-separated, except that a token starting with . ? ! , n't 's 'm
         've or 're is glued to the one before (HF's WordPiece decoder clean-up)."""
         tokens = [t for t in self.convert_ids_to_tokens(ids) if t not in (CLS, SEP, PAD)]
+        return self.convert_tokens_to_string(tokens)
+
+    @staticmethod
+    def convert_tokens_to_string(tokens):
+        """Text of `tokens` as HF's WordPiece decoder joins them: see decode (no token is dropped here)."""
         out = tokens[:1]
         for token in tokens[1:]:
             if token.startswith("##"):
