@@ -33,7 +33,7 @@ OPTIONS = {
 def top_k_value(value):
     """--top_k: an integer, or "all" (every label: text-classification's top_k=None)."""
     if value == "all":
-        return None
+        return value
     try:
         return int(value)
     except ValueError:
@@ -137,6 +137,8 @@ def run(args, inputs, tokenizer, params, hparams):
     model = (tokenizer, params, hparams)
     options = {k: getattr(args, k) for k, tasks in OPTIONS.items()
                if args.task in tasks and getattr(args, k) is not None and k != "text_pair"}
+    if options.get("top_k") == "all":
+        options["top_k"] = None
     progress, batch_size = sys.stderr.isatty(), args.batch_size
     if args.task == "question-answering":
         return pipelines.question_answering([i["question"] for i in inputs], [i["context"] for i in inputs], *model,
