@@ -149,8 +149,9 @@ def write_golden(task, cases):
     """Store the cases of one task (each {"model", "kwargs", "outputs", ...}) as GOLDEN/<task>.json.gz."""
     os.makedirs(GOLDEN, exist_ok=True)
     path = os.path.join(GOLDEN, task + ".json.gz")
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        json.dump(cases, f, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(cases, ensure_ascii=False, separators=(",", ":"))
+    with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", filename="", mtime=0) as z:  # no timestamp:
+        z.write(text.encode("utf-8"))  # the same outputs give the same bytes
     print(f"wrote {path}")
 
 
