@@ -150,7 +150,7 @@ def _pool(pooling, seq_output, pooled_output, attention_mask):
     if pooling == "pooler":
         return pooled_output
     if pooling == "cls":
-        return seq_output[:, 0]
+        return seq_output[:, 0].copy()  # a copy: a view would keep the whole batch's seq_output alive
     real = attention_mask[:, :, None].astype(bool)
     if pooling == "max":
         return np.where(real, seq_output, np.float32(-np.inf)).max(axis=1)
