@@ -22,6 +22,8 @@ word -> pieces, since real text repeats its words.
 import operator
 import os
 import re
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -34,7 +36,6 @@ _CACHE_LIMIT = 200_000
 _GLUED_TO_PREVIOUS = (".", "?", "!", ",", "n't", "'s", "'m", "'ve", "'re")
 
 _ASCII_PUNCT_SPLIT = re.compile("([" + re.escape(ASCII_PUNCT) + "])")
-_WORD = re.compile(r"\S+")
 
 
 def load_vocab(vocab_file):
@@ -79,7 +80,8 @@ class FullTokenizer:
         self.specials = [t for t in (CLS, SEP, PAD, UNK, MASK) if t in self.vocab]
         self._special_split = re.compile("(" + "|".join(map(re.escape, self.specials)) + ")")
         self._longest_piece = max(len(t[2:] if t.startswith("##") else t) for t in self.vocab)
-        self._cache, self._spans_cache = {}, {}  # word -> pieces, word -> (pieces, spans)
+        self._pieces = _WordCache(self._word_to_pieces)
+        self._pieces_and_spans = _WordCache(self._word_to_pieces_and_spans)
 
     # --- text -> tokens -------------------------------------------------------------------------
     def tokenize(self, text):
@@ -95,10 +97,7 @@ class FullTokenizer:
         return tokens
 
     def _tokenize_plain(self, text):
-        cache, tokens = self._cache, []
-        for word in normalize(text, self.do_lower_case).split():
-            tokens.extend(cache.get(word) or _remember(cache, word, self._word_to_pieces(word)))
-        return tokens
+        return list(chain.from_iterable(map(self._pieces.__getitem__, normalize(text, self.do_lower_case).split())))
 
     def tokenize_with_offsets(self, text):
         """(tokenize(text), offsets): each token's (start, end) span in `text` (str indices), as HF's
@@ -106,28 +105,42 @@ class FullTokenizer:
         letter or a Hangul syllable, dropped characters left out), [UNK] spans its whole word, a literal special
         token its own text."""
         _check_str(text)
-        tokens, offsets, shift = [], [], 0
+        tokens, starts, ends, shift = [], [], [], 0
         chunks = self._special_split.split(text) if "[" in text else [text]
         for i, chunk in enumerate(chunks):
             if i % 2:
                 tokens.append(chunk)
-                offsets.append((shift, shift + len(chunk)))
+                starts.append([shift])
+                ends.append([shift + len(chunk)])
             elif chunk:
-                self._plain_with_offsets(chunk, shift, tokens, offsets)
+                chunk_tokens, chunk_starts, chunk_ends = self._plain_with_offsets(chunk)
+                tokens += chunk_tokens
+                starts.append(chunk_starts + shift)
+                ends.append(chunk_ends + shift)
             shift += len(chunk)
-        return tokens, offsets
+        if not tokens:
+            return [], []
+        return tokens, list(zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist()))
 
-    def _plain_with_offsets(self, text, shift, tokens, offsets):
+    def _plain_with_offsets(self, text):
+        """Tokens of a text without literal special tokens, and the arrays of their starts and ends in it."""
         normalized, sources = normalize_with_sources(text, self.do_lower_case)
-        cache = self._spans_cache
-        for match in _WORD.finditer(normalized):
-            word, start = match.group(), match.start()
-            pieces, spans = cache.get(word) or _remember(cache, word, self._pieces_and_spans(word))
-            tokens.extend(pieces)
-            offsets.extend((shift + sources[start + a], shift + sources[start + b - 1] + 1) for a, b in spans)
+        codes = np.frombuffer(normalized.encode("utf-32-le"), dtype=np.uint32)
+        space = codes <= 32  # normalize() leaves no whitespace but \t \n \r and space, nothing else <= 32
+        word_starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
+        entries = list(map(self._pieces_and_spans.__getitem__, normalized.split()))  # (pieces, spans) per word
+        pieces = list(map(itemgetter(0), entries))
+        spans = np.fromiter(chain.from_iterable(map(itemgetter(1), entries)), dtype=np.int64).reshape(-1, 2)
+        spans += np.repeat(word_starts, list(map(len, pieces)))[:, None]  # in the word -> in `normalized`
+        starts, ends = spans[:, 0], spans[:, 1]
+        if sources is not None:  # normalised character i comes from text[sources[i]]
+            sources = np.asarray(sources, dtype=np.int64)
+            starts, ends = sources[starts], sources[ends - 1] + 1
+        return list(chain.from_iterable(pieces)), starts, ends
 
-    def _pieces_and_spans(self, word):
-        """The pieces of `word` and the (start, end) of each in it; an [UNK] spans its punctuation-split part."""
+    def _word_to_pieces_and_spans(self, word):
+        """The pieces of `word` and their spans in it, flat (start, end, start, end, ...); an [UNK] spans its
+        whole punctuation-split part."""
         pieces = self._word_to_pieces(word)
         spans, remaining, start = [], iter(pieces), 0
         for part in _split_on_punctuation(word):
@@ -135,7 +148,7 @@ class FullTokenizer:
             while start < part_end:
                 piece = next(remaining)
                 end = part_end if piece == UNK else start + len(piece) - 2 * piece.startswith("##")
-                spans.append((start, end))
+                spans += (start, end)
                 start = end
         return pieces, tuple(spans)
 
@@ -297,12 +310,18 @@ def _split_on_punctuation(word):
     return parts
 
 
-def _remember(cache, key, value):
-    """cache[key] = value, emptying the cache first when it is full; returns value."""
-    if len(cache) > _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
-    return value
+class _WordCache(dict):
+    """word -> compute(word), computed on first use; emptied when it holds _CACHE_LIMIT words."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, word):
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        value = self[word] = self.compute(word)
+        return value
 
 
 def _check_max_length(max_length, n_special):
