@@ -10,7 +10,7 @@ stripped (NFD, then nonspacing marks dropped) and each character is lowercased o
 of the result comes from one character of the input: sources[i] is its index there (all the characters an
 accented letter or a Hangul syllable decomposes into come from that letter or syllable).
 
-Plain for the NumPy + standard library tokenizer; tokenization.py is its only user.
+Standard library only, like the tokenizer (tokenization.py) that uses it.
 """
 import re
 import unicodedata

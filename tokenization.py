@@ -17,13 +17,12 @@ A text goes through four steps (the same as HF's Rust-backed BertTokenizer):
    carry the "##" prefix. A word with an unmatchable rest, or over 100 characters, becomes [UNK].
 
 Speed comes from doing per-character work with str methods (translate, split, lower) and caching
-word -> pieces, since real text repeats its words.
+word -> pieces, since real text repeats its words; offsets are mapped back to the text with NumPy.
 """
 import operator
 import os
 import re
 from itertools import chain
-from operator import itemgetter
 
 import numpy as np
 
@@ -129,8 +128,8 @@ class FullTokenizer:
         space = codes <= 32  # normalize() leaves no whitespace but \t \n \r and space, nothing else <= 32
         word_starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
         entries = list(map(self._pieces_and_spans.__getitem__, normalized.split()))  # (pieces, spans) per word
-        pieces = list(map(itemgetter(0), entries))
-        spans = np.fromiter(chain.from_iterable(map(itemgetter(1), entries)), dtype=np.int64).reshape(-1, 2)
+        pieces = list(map(operator.itemgetter(0), entries))
+        spans = np.fromiter(chain.from_iterable(map(operator.itemgetter(1), entries)), dtype=np.int64).reshape(-1, 2)
         spans += np.repeat(word_starts, list(map(len, pieces)))[:, None]  # in the word -> in `normalized`
         starts, ends = spans[:, 0], spans[:, 1]
         if sources is not None:  # normalised character i comes from text[sources[i]]

