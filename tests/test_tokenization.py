@@ -248,6 +248,7 @@ def test_ids_round_trip_through_tokens(tok, ids):
 @pytest.mark.parametrize("text", ["", " ", "\t\n", "\ud800", "a\udfffb", "\ue000", "\U0010ffff", "\u0378"])
 def test_odd_strings_do_not_raise(tok, text):
     assert isinstance(tok.tokenize(text), list)
+    assert tok.tokenize_with_offsets(text)[0] == tok.tokenize(text)
     assert tok.encode(text)[0][0] == "[CLS]"
 
 
@@ -255,6 +256,8 @@ def test_odd_strings_do_not_raise(tok, text):
 def test_non_str_text_raises_type_error(tok, bad):
     with pytest.raises(TypeError, match=type(bad).__name__):
         tok.tokenize(bad)
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        tok.tokenize_with_offsets(bad)
     with pytest.raises(TypeError, match="text_a must be a str, got " + type(bad).__name__):
         tok.encode(bad)
     if bad is not None:  # None is a valid text_b: no second text
