@@ -15,7 +15,8 @@ from tqdm import tqdm
 import answer_spans
 import entities
 from bert import bert, classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
-from tokenization import MASK, lowercase
+from bert_normalizer import lowercase
+from tokenization import MASK
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
 # embed's settings for a checkpoint that is not a sentence-transformers folder (hparams["sentence_transformers"])
