@@ -31,10 +31,11 @@ def model(folder):
     return tokenizer, params, hparams
 
 
-def test_text_classification_of_pairs_from_flags(model_folders):
+def test_text_classification_of_pairs_from_flags(model_folders, capsys):
     folder = model_folders["emotion"]
-    printed = results(demo("text-classification", "--model_name", folder, "--text", "is it good?", "--text_pair",
-                           "a gripping film", "--text", "is it long?", "--text_pair", "two hours", "--top_k", "all"))
+    pipeline_demo.main(["text-classification", "--model_name", folder, "--text", "is it good?", "--text_pair",
+                        "a gripping film", "--text", "is it long?", "--text_pair", "two hours", "--top_k", "all"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     expected = pipelines.text_classification(["is it good?", "is it long?"], *model(folder),
                                              text_pairs=["a gripping film", "two hours"], top_k=None)
     assert len(printed) == 2 and [[r["label"] for r in row] for row in printed] == [
@@ -55,27 +56,30 @@ def test_question_answering_from_a_json_lines_file(model_folders, tmp_path):
         [(a["start"], a["end"], a["answer"]) for a in row] for row in expected]
 
 
-def test_token_classification_and_fill_mask(model_folders):
-    printed = results(demo("token-classification", "--model_name", model_folders["ner"], "--text", tm.EDGE_TEXTS[0],
-                           "--aggregation_strategy", "first"))
+def test_token_classification_and_fill_mask(model_folders, capsys):
+    pipeline_demo.main(["token-classification", "--model_name", model_folders["ner"], "--text", tm.EDGE_TEXTS[0],
+                        "--aggregation_strategy", "first"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     expected = pipelines.token_classification(tm.EDGE_TEXTS[:1], *model(model_folders["ner"]),
                                               aggregation_strategy="first")
     assert [[(e["entity_group"], e["word"], e["start"]) for e in row] for row in printed] == [
         [(e["entity_group"], e["word"], e["start"]) for e in row] for row in expected]
-    printed = results(demo("fill-mask", "--model_name", model_folders["mlm"], "--text", "The [MASK] sat on the [MASK].",
-                           "--top_k", 2))
+    pipeline_demo.main(["fill-mask", "--model_name", model_folders["mlm"], "--text", "The [MASK] sat on the [MASK].",
+                        "--top_k", "2"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(printed) == 1 and [len(fills) for fills in printed[0]] == [2, 2]  # two masks, two predictions each
     assert printed[0][0][0]["sequence"].startswith("[CLS] the ")
 
 
-def test_feature_extraction_uses_the_models_own_settings(model_folders):
+def test_feature_extraction_uses_the_models_own_settings(model_folders, capsys):
     texts = tm.embedding_texts()[:2]
     printed = results(demo("feature-extraction", "--model_name", model_folders["bge-classic"], "--text", texts[0],
                            "--text", texts[1]))
     np.testing.assert_allclose(printed, EMBEDDINGS["bge-classic"][:2], rtol=0, atol=1e-5)
-    raw = results(demo("feature-extraction", "--model_name", model_folders["bge-classic"], "--text", texts[0],
-                       "--no-normalize", "--pooling", "mean"))
-    assert abs(np.linalg.norm(raw[0]) - 1) > 0.01
+    pipeline_demo.main(["feature-extraction", "--model_name", model_folders["bge-classic"], "--text", texts[0],
+                        "--no-normalize", "--pooling", "mean"])
+    raw = json.loads(capsys.readouterr().out)
+    assert abs(np.linalg.norm(raw) - 1) > 0.01
 
 
 def main(*argv, capsys):
