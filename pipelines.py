@@ -3,7 +3,7 @@
 fill_mask), with their outputs, semantics and defaults.
 
     features = embed(texts, tokenizer, params, hparams)   # (N, H) float32, in input order, the model's own pooling
-    text_classification(["a gripping film"], tokenizer, params, hparams)  # [[{"label": "POSITIVE", "score": 0.98}]]
+    text_classification(["a gripping film"], tokenizer, params, hparams)  # [[{"label": ..., "score": ...}]]
 
 answer_spans.py and entities.py hold the post-processing of question answering and token classification.
 """
@@ -107,7 +107,7 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     check_positive("max_length", max_length)
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
-    tokens = [tokenizer.tokenize(_lowercase(text, tokenizer) if lower else text) for text in texts]
+    tokens = [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)]
     n_tokens = np.array([len(t) + 2 for t in tokens], dtype=np.int64)
 
     def head(seq_output, pooled_output, batch):
@@ -131,11 +131,12 @@ def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):
             max_length, own["do_lower_case"])
 
 
-def _lowercase(text, tokenizer):
-    """text lowercased as sentence-transformers' do_lower_case does it (HF's Lowercase normalizer, after the
-    literal special tokens such as [MASK] are cut out, so they stay special)."""
-    parts = re.split("(" + "|".join(map(re.escape, tokenizer.specials)) + ")", text)
-    return "".join(part if i % 2 else lowercase(part) for i, part in enumerate(parts))
+def _lowercased(texts, tokenizer):
+    """texts lowercased as sentence-transformers' do_lower_case does it (HF's Lowercase normalizer, which acts
+    after the literal special tokens such as [MASK] are cut out, so they stay special)."""
+    specials = re.compile("(" + "|".join(map(re.escape, tokenizer.specials)) + ")")
+    return ["".join(part if i % 2 else lowercase(part) for i, part in enumerate(specials.split(text)))
+            for text in texts]
 
 
 def check_pooling(pooling, params):
