@@ -22,7 +22,7 @@ from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
-from pipelines import POOLINGS, check_pooling, embed, token_limit
+from pipelines import POOLINGS, check_pooling, embed, embedding_settings, token_limit
 from utils import load_tokenizer_hparams_and_params
 
 DATA_FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -41,8 +41,10 @@ def parse_args(argv):
     parser.add_argument("--model_name", default="bert-base-uncased",
                         help="short name, hub id (owner/name) or local folder (default: %(default)s)")
     parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
-    parser.add_argument("--pooling", choices=POOLINGS, default="pooler",
-                        help="sentence feature: pooler output, [CLS] vector or masked mean (default: %(default)s)")
+    parser.add_argument("--pooling", choices=POOLINGS, default=None,
+                        help="sentence feature: pooler output, [CLS] vector, or the mean, maximum or sum / "
+                             "sqrt(length) of the token vectors (default: the model's own: a sentence-transformers "
+                             "folder's pooling, else pooler)")
     parser.add_argument("--batch_size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
     parser.add_argument("--num_proc", type=int, default=1, help="processes for feature extraction (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for shuffling and splitting (default: 0)")
@@ -172,10 +174,9 @@ def embed_batch(batch, text_column, model_name, models_dir, pooling, batch_size,
     are all small, so datasets fingerprints them cheaply; the model is loaded on first use."""
     del stamp  # only part of the cache fingerprint
     tokenizer, hparams, params = load_model(model_name, models_dir)
-    max_length = token_limit(hparams)
-    features, n_tokens = embed(batch[text_column], tokenizer, params, hparams, batch_size, pooling, max_length,
+    features, n_tokens = embed(batch[text_column], tokenizer, params, hparams, batch_size=batch_size, pooling=pooling,
                                return_n_tokens=True)
-    return {"features": features, "truncated": n_tokens > max_length}
+    return {"features": features, "truncated": n_tokens > token_limit(hparams, embedding_settings(hparams)[2])}
 
 
 def compute_features(dataset, args):
@@ -197,8 +198,8 @@ def main(argv=None):
     labels = np.asarray(dataset[args.label_column])
     train, test = split_indices(labels, args)
     try:
-        _, _, params = load_model(args.model_name, args.models_dir)
-        check_pooling(args.pooling, params)
+        _, hparams, params = load_model(args.model_name, args.models_dir)
+        check_pooling(embedding_settings(hparams, args.pooling)[0], params)
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
 

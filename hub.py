@@ -12,7 +12,7 @@ import time
 import requests
 from tqdm import tqdm
 
-from model_folder import WEIGHT_FILES, is_complete
+from model_folder import WEIGHT_FILES, is_complete, module_files
 
 SHORT_NAMES = {
     "bert-tiny-uncased": "google/bert_uncased_L-2_H-128_A-2",
@@ -70,8 +70,9 @@ def _hf_cache_snapshots(repo):
 
 
 def download_model(repo, folder):
-    """Fetch config.json, vocab.txt, tokenizer_config.json (if any) and the weights of a hub repository.
-    A folder this call creates is removed again if the download fails."""
+    """Fetch config.json, the vocabulary (vocab.txt, else tokenizer.json), tokenizer_config.json (if any), the
+    weights and, for a sentence-transformers repository, modules.json and the files it names (the Pooling
+    config, sentence_bert_config.json). A folder this call creates is removed again if the download fails."""
     created = os.path.abspath(folder)  # the outermost folder this call creates, if any
     while not os.path.isdir(os.path.dirname(created)):
         created = os.path.dirname(created)
@@ -90,14 +91,29 @@ def _download_files(repo, folder):
         session.headers.update({"User-Agent": "numpy-bert", "Accept-Encoding": "identity"})  # Range needs identity
         if os.environ.get("HF_TOKEN"):  # requests drops it on a redirect to another host
             session.headers["Authorization"] = f"Bearer {os.environ['HF_TOKEN']}"
-        for name in ("config.json", "vocab.txt"):
-            download_file(session, repo, name, folder)
-        with contextlib.suppress(FileNotFoundError):  # optional: without it the name decides do_lower_case
-            download_file(session, repo, "tokenizer_config.json", folder)
-        for name in WEIGHT_FILES:
+        download_file(session, repo, "config.json", folder)
+        if not _download_first(session, repo, ("vocab.txt", "tokenizer.json"), folder):  # sentence-transformers 6
+            raise FileNotFoundError(f"{repo} has neither vocab.txt nor tokenizer.json")  # saves tokenizer.json alone
+        for name in ("tokenizer_config.json", "modules.json"):  # optional: without them the defaults hold
             with contextlib.suppress(FileNotFoundError):
-                return download_file(session, repo, name, folder)
-    raise FileNotFoundError(f"{repo} has neither {' nor '.join(WEIGHT_FILES)}")
+                download_file(session, repo, name, folder)
+        required, optional = module_files(folder)
+        for name in required:
+            download_file(session, repo, name, folder)
+        for name in optional:
+            with contextlib.suppress(FileNotFoundError):
+                download_file(session, repo, name, folder)
+        if not _download_first(session, repo, WEIGHT_FILES, folder):
+            raise FileNotFoundError(f"{repo} has neither {' nor '.join(WEIGHT_FILES)}")
+
+
+def _download_first(session, repo, names, folder):
+    """Download the first of names that the repository has; False when it has none of them."""
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            download_file(session, repo, name, folder)
+            return True
+    return False
 
 
 def _endpoint():
@@ -107,8 +123,9 @@ def _endpoint():
 def download_file(session, repo, filename, folder):
     """Download into a hidden temporary file of this call's own (so concurrent downloads of the same model
     never touch each other's), check size and sha256, then rename; the temporary file never outlives the call."""
-    path = os.path.join(folder, filename)
-    part = os.path.join(folder, f".{filename}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    path = os.path.join(folder, *filename.split("/"))  # a module's file may lie in a subfolder: 1_Pooling/...
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    part = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.part")
     try:
         with open(part, "xb") as f, tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024) as bar:
             sha256, size, digest = _fetch(session, f"{_endpoint()}/{repo}/resolve/main/{filename}", f, bar)

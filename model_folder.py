@@ -1,11 +1,14 @@
 """A model folder on disk -> (tokenizer, hparams, params), with NumPy and the standard library alone.
 
-A folder holds config.json, vocab.txt, model.safetensors or pytorch_model.bin, and optionally
-tokenizer_config.json: what the hub serves for a BERT model, and what transformers' save_pretrained writes.
+A folder holds config.json, the vocabulary (vocab.txt, or tokenizer.json alone), model.safetensors or
+pytorch_model.bin, and optionally tokenizer_config.json: what the hub serves for a BERT model, and what
+transformers' save_pretrained writes. A sentence-transformers folder also has modules.json, a Pooling module's
+config and sentence_bert_config.json: their settings become hparams["sentence_transformers"].
 """
 import json
 import os
 import pathlib
+import posixpath
 
 import tokenization
 from bert import config_with_defaults
@@ -13,40 +16,159 @@ from checkpoint import read_safetensors, read_torch_checkpoint
 from convert import to_params
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
+VOCAB_FILES = ("vocab.txt", "tokenizer.json")  # in order of preference
+# sentence-transformers' Pooling modes (its pooling_mode names, and the boolean keys of older configs) ->
+# the pooling names of pipelines.embed. Other modes (weightedmean, lasttoken) are refused.
+ST_POOLINGS = {"cls": "cls", "mean": "mean", "max": "max", "mean_sqrt_len_tokens": "mean_sqrt_len"}
+ST_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                          "pooling_mode_mean_tokens": "mean",
+                          "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                          "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+ST_MODULES = ("Transformer", "Pooling", "Normalize")  # the module types numpy-bert runs, in this order
+NO_LIMIT = 10 ** 20  # transformers writes model_max_length = 1e30 for "no limit"
 
 
 def is_complete(folder):
     """Whether folder holds every file load_model_folder needs."""
-    return all(os.path.isfile(os.path.join(folder, name)) for name in ("config.json", "vocab.txt")) and any(
-        os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
+    return (os.path.isfile(os.path.join(folder, "config.json"))
+            and any(os.path.isfile(os.path.join(folder, name)) for name in VOCAB_FILES)
+            and any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
+            and all(os.path.isfile(os.path.join(folder, name)) for name in module_files(folder)[0]))
 
 
 def load_model_folder(folder, name=None):
     """(tokenizer, hparams, params) from a model folder. hparams is config.json with bert.CONFIG_DEFAULTS filled
-    in. Lowercasing follows tokenizer_config.json; without one, a name (default: the folder's) containing
-    "cased" but not "uncased" keeps case."""
+    in, plus "sentence_transformers" for a sentence-transformers folder (sentence_transformers_settings).
+    Lowercasing follows tokenizer_config.json; without it, tokenizer.json (when there is no vocab.txt), else a name
+    (default: the folder's) containing "cased" but not "uncased" keeps case."""
     folder = os.fspath(folder)
     if not is_complete(folder):
-        raise FileNotFoundError(f"{folder} needs config.json, vocab.txt and {' or '.join(WEIGHT_FILES)}")
+        needs = f"config.json, {' or '.join(VOCAB_FILES)} and {' or '.join(WEIGHT_FILES)}"
+        extra = module_files(folder)[0] if os.path.isfile(os.path.join(folder, "modules.json")) else []
+        raise FileNotFoundError(f"{folder} needs {needs}" + "".join(f", {path}" for path in extra))
     hparams = read_config(os.path.join(folder, "config.json"))
-    tokenizer_config = pathlib.Path(folder, "tokenizer_config.json")
-    tokenizer_config = json.loads(tokenizer_config.read_text(encoding="utf-8")) if tokenizer_config.is_file() else {}
-    name = os.path.basename(os.path.normpath(name or folder)).lower()
-    lower = tokenizer_config.get("do_lower_case", "uncased" in name or "cased" not in name)
-    tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=bool(lower))
+    tokenizer_config = read_json(os.path.join(folder, "tokenizer_config.json"), {})
+    if os.path.isfile(os.path.join(folder, "vocab.txt")):
+        name = os.path.basename(os.path.normpath(name or folder)).lower()
+        lower = tokenizer_config.get("do_lower_case", "uncased" in name or "cased" not in name)
+        tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=bool(lower))
+    else:  # as transformers: tokenizer_config.json's do_lower_case wins over tokenizer.json's normalizer
+        vocab, lower = read_tokenizer_json(os.path.join(folder, "tokenizer.json"))
+        tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=bool(tokenizer_config.get("do_lower_case", lower)))
+    settings = sentence_transformers_settings(folder, tokenizer_config)
+    if settings is not None:
+        hparams["sentence_transformers"] = settings
     weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
     state = read_safetensors(weights) if weights.endswith(".safetensors") else read_torch_checkpoint(weights)
     return tokenizer, hparams, to_params(state, hparams["num_hidden_layers"])
 
 
+def read_json(path, default=None):
+    """The JSON in path (default when there is no such file), or a ValueError naming the file."""
+    try:
+        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if default is None:
+            raise
+        return default
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+
+
 def read_config(path):
     """config.json as a dict with bert.CONFIG_DEFAULTS filled in, or a ValueError naming the file and what is
     wrong with it."""
-    try:
-        hparams = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    hparams = read_json(path)
     try:
         return config_with_defaults(hparams if isinstance(hparams, dict) else {})
     except ValueError as e:
         raise ValueError(f"{path} is not a BERT config: {e}") from None
+
+
+def read_tokenizer_json(path):
+    """(vocabulary dict token -> id, do_lower_case) from the tokenizer.json of a BERT tokenizer, as the tokenizers
+    library saves it: a WordPiece model with "##" continuations after HF's BertNormalizer."""
+    data = read_json(path)
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise ValueError(f"{path} holds no WordPiece vocabulary: it is not a BERT tokenizer")
+    if model.get("continuing_subword_prefix", "##") != "##":
+        raise ValueError(f"{path}: continuing_subword_prefix {model['continuing_subword_prefix']!r} is not "
+                         "supported (BERT's is '##')")
+    normalizer = data.get("normalizer") or {}
+    if normalizer.get("type") != "BertNormalizer":
+        raise ValueError(f"{path}: normalizer {normalizer.get('type')!r} is not supported (BERT's is BertNormalizer)")
+    lower = bool(normalizer.get("lowercase", True))
+    strip_accents = normalizer.get("strip_accents")
+    if strip_accents is not None and bool(strip_accents) != lower:
+        raise ValueError(f"{path}: lowercase={lower} with strip_accents={strip_accents} is not supported: "
+                         "numpy-bert strips accents exactly when it lowercases, as BERT does")
+    return model["vocab"], lower
+
+
+def _modules(folder):
+    """modules.json's list of {"type", "path"}, each type cut to its class name, or [] without modules.json."""
+    path = os.path.join(folder, "modules.json")
+    modules = read_json(path, [])
+    if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
+        raise ValueError(f"{path} is not a sentence-transformers modules list")
+    return [{"type": str(m["type"]).rsplit(".", 1)[-1], "full_type": m["type"], "path": m.get("path", "")}
+            for m in modules]
+
+
+def module_files(folder):
+    """(required, optional) files that modules.json names, relative to folder: each Pooling module's config.json;
+    the Transformer module's sentence_bert_config.json. Both empty without modules.json."""
+    required, optional = [], []
+    for module in _modules(folder):
+        if module["type"] == "Pooling":
+            required.append(posixpath.join(module["path"], "config.json"))
+        elif module["type"] == "Transformer":
+            optional.append(posixpath.join(module["path"], "sentence_bert_config.json"))
+    return required, optional
+
+
+def sentence_transformers_settings(folder, tokenizer_config):
+    """The settings SentenceTransformer.encode uses, from modules.json and the files it names:
+    {"pooling": "cls" | "mean" | "max" | "mean_sqrt_len", "normalize": bool, "max_seq_length": int or None,
+    "do_lower_case": bool}; None without modules.json, or for a cross-encoder (a Transformer module alone).
+    Both layouts load: the hub's classic one (sentence_transformers.models.*, pooling_mode_*_token keys,
+    max_seq_length in sentence_bert_config.json) and sentence-transformers 6's (pooling_mode, max_seq_length as
+    tokenizer_config.json's model_max_length). Modules numpy-bert cannot run are a ValueError naming them."""
+    modules, where = _modules(folder), os.path.join(folder, "modules.json")
+    if not modules or [m["type"] for m in modules] == ["Transformer"]:
+        return None
+    for module in modules:
+        if module["type"] not in ST_MODULES or not module["full_type"].startswith("sentence_transformers."):
+            raise ValueError(f"{where}: module {module['full_type']} is not supported: numpy-bert runs "
+                             "sentence-transformers' Transformer, Pooling and Normalize modules")
+    kinds = [m["type"] for m in modules]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise ValueError(f"{where}: modules {' -> '.join(kinds)} are not supported: numpy-bert runs Transformer "
+                         "-> Pooling, optionally -> Normalize")
+    transformer, pooling = modules[0], modules[1]
+    if transformer["path"] not in ("", "."):
+        raise ValueError(f"{where}: the model in a subfolder ({transformer['path']}) is not supported: load "
+                         f"{os.path.join(folder, transformer['path'])} and pass embed its pooling")
+    st_config = read_json(os.path.join(folder, "sentence_bert_config.json"), {})
+    max_seq_length = st_config.get("max_seq_length")
+    if max_seq_length is None:
+        limit = tokenizer_config.get("model_max_length")
+        max_seq_length = limit if isinstance(limit, int) and 0 < limit < NO_LIMIT else None
+    return {"pooling": _pooling_mode(os.path.join(folder, pooling["path"], "config.json")),
+            "normalize": len(modules) == 3, "max_seq_length": max_seq_length,
+            "do_lower_case": bool(st_config.get("do_lower_case", False))}
+
+
+def _pooling_mode(path):
+    """A Pooling module's config.json -> one of ST_POOLINGS' values, or a ValueError naming what is unsupported."""
+    config = read_json(path)
+    mode = config.get("pooling_mode")
+    if mode is None:  # the boolean keys of sentence-transformers before 6; none set means mean
+        mode = [m for key, m in ST_LEGACY_POOLING_KEYS.items() if config.get(key)] or ["mean"]
+    modes = [mode] if isinstance(mode, str) else list(mode)
+    if len(modes) != 1:
+        raise ValueError(f"{path}: several poolings at once ({', '.join(modes)}) are not supported")
+    if modes[0] not in ST_POOLINGS:
+        raise ValueError(f"{path}: pooling {modes[0]!r} is not supported; numpy-bert has {', '.join(ST_POOLINGS)}")
+    return ST_POOLINGS[modes[0]]

@@ -1,57 +1,58 @@
-"""Running BERT over many texts: length-sorted batches, sentence features (embed) and their pooling.
+"""Running BERT over many texts: one batched runner (run_model: length-sorted batches), and on it sentence features
+(embed) and transformers' task pipelines (text_classification, token_classification, question_answering,
+fill_mask), with their outputs, semantics and defaults.
 
-    features = embed(texts, tokenizer, params, hparams, pooling="mean")   # (N, H) float32, in input order
+    features = embed(texts, tokenizer, params, hparams)   # (N, H) float32, in input order, the model's own pooling
+    text_classification(["a gripping film"], tokenizer, params, hparams)  # [[{"label": ..., "score": ...}]]
+
+answer_spans.py and entities.py hold the post-processing of question answering and token classification.
 """
+import re
+
 import numpy as np
 from tqdm import tqdm
 
-from bert import bert, model_config
+import answer_spans
+import entities
+from bert import bert, classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
+from bert_normalizer import lowercase
+from tokenization import MASK
 
-POOLINGS = ("pooler", "cls", "mean")
-
-
-def check_pooling(pooling, params):
-    """Raise ValueError unless `pooling` is one of POOLINGS and the checkpoint supports it."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
-    if pooling == "pooler" and "pooler" not in params:
-        raise ValueError("this checkpoint has no pooler: use pooling 'cls' or 'mean'")
-
-
-def token_limit(hparams, max_length=512):
-    """The most tokens, [CLS] and [SEP] included, that one input may have: max_length, or the model's
-    max_position_embeddings when that is smaller."""
-    return min(max_length, hparams["max_position_embeddings"])
+POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
+# embed's settings for a checkpoint that is not a sentence-transformers folder (hparams["sentence_transformers"])
+PLAIN_BERT = {"pooling": "pooler", "normalize": False, "max_seq_length": 512, "do_lower_case": False}
+SCORE_FUNCTIONS = {"softmax": softmax, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "none": lambda x: x}
 
 
-def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", max_length=512, progress=True,
-          return_n_tokens=False):
-    """One float32 feature row per text, (N, H), in input order; with return_n_tokens, also each text's
-    token count before truncation, [CLS] and [SEP] included, (N,) int64.
+# --- The runner ---------------------------------------------------------------------------------------
 
-    pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector) or "mean" (the final token
-    vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
-    length into batches of at most batch_size (length_batches), so little padding is computed; a text
-    longer than token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]."""
-    model_config(params, hparams)
-    check_pooling(pooling, params)
-    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    max_length = token_limit(hparams, max_length)
-    if isinstance(texts, str):
-        raise TypeError("embed takes a list of texts; wrap a single text in a list")
-    tokens = [tokenizer.tokenize(text) for text in texts]  # once: lengths for sorting, then the batches
-    n_tokens = np.array([len(t) + 2 for t in tokens], dtype=np.int64)
-    features = np.empty((len(tokens), params["embeddings"]["word"].shape[1]), dtype=np.float32)
-    with tqdm(total=len(tokens), desc="embed", unit="text", disable=not progress) as bar:
-        for rows in length_batches(np.minimum(n_tokens, max_length), batch_size, hparams["hidden_size"]):
-            batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
+def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_length=512, batch_size=32,
+              progress=False, desc="pipeline"):
+    """head's result for each input, in input order, from the model run over batches of similar length.
+
+    tokens_a: one token list per input (as tokenizer.tokenize gives them); tokens_b: None, or the second texts
+    of pairs. Each input becomes [CLS] a [SEP] (b [SEP]), cut longest-first to max_length tokens. Inputs are
+    sorted by length into batches of at most batch_size (length_batches), so little padding is computed.
+    head(seq_output [B, L, H], pooled_output [B, H] or None, batch) -> B results, one per row of the batch (an
+    array with the batch axis first, or a list); batch is tokenizer.batch_encode_tokens' dict of the rows, plus
+    "rows": their input indices."""
+    check_positive("batch_size", batch_size)
+    n_special = 2 if tokens_b is None else 3
+    lengths = [min(len(a) + n_special + (0 if tokens_b is None else len(tokens_b[i])), max_length)
+               for i, a in enumerate(tokens_a)]
+    results = [None] * len(tokens_a)
+    with tqdm(total=len(tokens_a), desc=desc, unit="text", disable=not progress) as bar:
+        for rows in length_batches(lengths, batch_size, hparams["hidden_size"]):
+            batch = tokenizer.batch_encode_tokens([tokens_a[i] for i in rows],
+                                                  None if tokens_b is None else [tokens_b[i] for i in rows],
+                                                  max_length=max_length)
+            batch["rows"] = rows
             seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
                                              attention_mask=batch["attention_mask"])
-            features[rows] = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
+            for i, result in zip(rows, head(seq_output, pooled_output, batch)):
+                results[i] = result
             bar.update(len(rows))
-    return (features, n_tokens) if return_n_tokens else features
+    return results
 
 
 def length_batches(lengths, batch_size, hidden_size, overhead=64):
@@ -74,11 +75,271 @@ def length_batches(lengths, batch_size, hidden_size, overhead=64):
     return batches[::-1]
 
 
+def per_token(outputs, batch):
+    """A per-token head output [B, L, ...] as one array per row, cut to the row's real tokens."""
+    return [row[:n] for row, n in zip(outputs, batch["attention_mask"].sum(axis=1))]
+
+
+def token_limit(hparams, max_length=512):
+    """The most tokens, [CLS] and [SEP] included, that one input may have: max_length, or the model's
+    max_position_embeddings when that is smaller."""
+    return min(max_length, hparams["max_position_embeddings"])
+
+
+# --- Sentence features ----------------------------------------------------------------------------------
+
+def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
+          progress=True, return_n_tokens=False):
+    """One float32 feature row per text, (N, H), in input order; with return_n_tokens, also each text's
+    token count before truncation, [CLS] and [SEP] included, (N,) int64.
+
+    pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector), "mean" (the final token vectors
+    averaged over the real tokens), "max" (their elementwise maximum) or "mean_sqrt_len" (their sum over the
+    square root of their number), as sentence-transformers pools; normalize: scale each row to unit length.
+    None (the default) for pooling, normalize and max_length means the model's own setting: a
+    sentence-transformers folder's (hparams["sentence_transformers"], whose do_lower_case also lowercases the
+    texts first), else PLAIN_BERT's (pooler output, not normalized, 512 tokens). A text longer than
+    token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]."""
+    model_config(params, hparams)
+    pooling, normalize, max_length, lower = embedding_settings(hparams, pooling, normalize, max_length)
+    check_pooling(pooling, params)
+    check_positive("batch_size", batch_size)
+    check_positive("max_length", max_length)
+    if isinstance(texts, str):
+        raise TypeError("embed takes a list of texts; wrap a single text in a list")
+    tokens = [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)]
+    n_tokens = np.array([len(t) + 2 for t in tokens], dtype=np.int64)
+
+    def head(seq_output, pooled_output, batch):
+        features = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
+        if normalize:  # as torch's F.normalize: x / max(|x|, 1e-12)
+            features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
+        return features
+
+    rows = run_model(tokenizer, params, hparams, head, tokens, None, token_limit(hparams, max_length), batch_size,
+                     progress, desc="embed")
+    features = np.stack(rows) if rows else np.empty((0, params["embeddings"]["word"].shape[1]), np.float32)
+    return (features, n_tokens) if return_n_tokens else features
+
+
+def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):
+    """(pooling, normalize, max_length, lowercase the texts?) for embed: the values given, else the model's own
+    (see embed)."""
+    own = {**PLAIN_BERT, **hparams.get("sentence_transformers", {})}
+    max_length = max_length if max_length is not None else own["max_seq_length"] or PLAIN_BERT["max_seq_length"]
+    return (own["pooling"] if pooling is None else pooling, own["normalize"] if normalize is None else normalize,
+            max_length, own["do_lower_case"])
+
+
+def _lowercased(texts, tokenizer):
+    """texts lowercased as sentence-transformers' do_lower_case does it (HF's Lowercase normalizer, which acts
+    after the literal special tokens such as [MASK] are cut out, so they stay special)."""
+    specials = re.compile("(" + "|".join(map(re.escape, tokenizer.specials)) + ")")
+    return ["".join(part if i % 2 else lowercase(part) for i, part in enumerate(specials.split(text)))
+            for text in texts]
+
+
+def check_pooling(pooling, params):
+    """Raise ValueError unless `pooling` is one of POOLINGS and the checkpoint supports it."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
+    if pooling == "pooler" and "pooler" not in params:
+        raise ValueError("this checkpoint has no pooler: use pooling 'cls' or 'mean'")
+
+
 def _pool(pooling, seq_output, pooled_output, attention_mask):
-    """(B, H) sentence features from the encoder's outputs."""
+    """(B, H) sentence features from the encoder's outputs, as sentence-transformers' Pooling computes them."""
     if pooling == "pooler":
         return pooled_output
     if pooling == "cls":
-        return seq_output[:, 0]
-    weights = attention_mask[:, :, None].astype(np.float32)
-    return (seq_output * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), np.float32(1e-9))
+        return seq_output[:, 0].copy()  # a copy: a view would keep the whole batch's seq_output alive
+    real = attention_mask[:, :, None].astype(bool)
+    if pooling == "max":
+        return np.where(real, seq_output, np.float32(-np.inf)).max(axis=1)
+    count = np.maximum(real.sum(axis=1, dtype=np.float32), np.float32(1e-9))
+    return np.where(real, seq_output, np.float32(0)).sum(axis=1) / (count if pooling == "mean" else np.sqrt(count))
+
+
+# --- Task pipelines -------------------------------------------------------------------------------------
+
+def text_classification(texts, tokenizer, params, hparams, text_pairs=None, top_k=1, function_to_apply=None,
+                        batch_size=32, progress=False):
+    """One list per text of {"label", "score"}, best first: top_k of them (None: every label), as transformers'
+    text-classification pipeline (BertForSequenceClassification checkpoints).
+
+    function_to_apply: "softmax", "sigmoid" or "none"; None chooses as transformers does: none for problem_type
+    "regression", sigmoid for "multi_label_classification" or a single label, else softmax. text_pairs: one
+    second text per text, as cross-encoders score (query, passage). Labels come from config.json's id2label
+    (else LABEL_0, LABEL_1, ...). Inputs over the model's limit are cut longest-first (transformers' pipeline
+    fails on them)."""
+    texts, text_pairs = check_texts(texts), None if text_pairs is None else check_texts(text_pairs, "text_pairs")
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(f"text_pairs has {len(text_pairs)} texts but texts has {len(texts)}: pass one pair per text")
+    check_top_k(top_k, none_means="every label")
+    labels = task_labels(params, hparams, "text")
+    if function_to_apply is None:
+        problem = hparams.get("problem_type")
+        function_to_apply = ("none" if problem == "regression" else "sigmoid"
+                             if problem == "multi_label_classification" or len(labels) == 1 else "softmax")
+    if function_to_apply not in SCORE_FUNCTIONS:
+        raise ValueError(f"unknown function_to_apply {function_to_apply!r}: use {', '.join(SCORE_FUNCTIONS)} or None")
+    logits = run_model(tokenizer, params, hparams, lambda seq, pooled, batch: classifier_head(pooled, params),
+                       [tokenizer.tokenize(t) for t in texts],
+                       None if text_pairs is None else [tokenizer.tokenize(t) for t in text_pairs],
+                       token_limit(hparams), batch_size, progress, desc="text-classification")
+    results = []
+    for scores in SCORE_FUNCTIONS[function_to_apply](np.array(logits, dtype=np.float32)):
+        order = sorted(range(len(labels)), key=lambda i: -scores[i])[:top_k]
+        results.append([{"label": labels[i], "score": float(scores[i])} for i in order])
+    return results
+
+
+def token_classification(texts, tokenizer, params, hparams, aggregation_strategy="none", ignore_labels=("O",),
+                         batch_size=32, progress=False):
+    """One list per text of entity dicts, exactly as transformers' token-classification pipeline returns them
+    (BertForTokenClassification checkpoints, e.g. NER): see entities.entities for the aggregation strategies
+    "none", "simple", "first", "average" and "max". Labels in ignore_labels are left out; start and end are
+    character offsets into the text. A text over the model's limit is cut, as transformers does."""
+    texts = check_texts(texts)
+    if aggregation_strategy not in entities.STRATEGIES:
+        raise ValueError(f"unknown aggregation_strategy {aggregation_strategy!r}: use one of "
+                         f"{', '.join(entities.STRATEGIES)}")
+    labels = task_labels(params, hparams, "token")
+    limit = token_limit(hparams)
+    encoded = [tokenizer.tokenize_with_offsets(text) for text in texts]
+    logits = run_model(tokenizer, params, hparams,
+                       lambda seq, pooled, batch: per_token(token_classifier_head(seq, params), batch),
+                       [tokens for tokens, _ in encoded], None, limit, batch_size, progress,
+                       desc="token-classification")
+    return [entities.entities(text, tokens[:limit - 2], offsets[:limit - 2], softmax(row[1:-1]), labels,
+                              aggregation_strategy, ignore_labels, tokenizer)
+            for text, (tokens, offsets), row in zip(texts, encoded, logits)]
+
+
+def question_answering(questions, contexts, tokenizer, params, hparams, top_k=1, doc_stride=128, max_seq_len=384,
+                       max_question_len=64, max_answer_len=15, handle_impossible_answer=False, batch_size=32,
+                       progress=False):
+    """One list per question of {"score", "start", "end", "answer"}, best first, as transformers 4.x's
+    question-answering pipeline (BertForQuestionAnswering checkpoints); start and end are character offsets
+    into the context.
+
+    A context too long for one input of max_seq_len tokens is split into windows that overlap by doc_stride
+    tokens; answer_spans.answers says how answers are scored, widened to whole words and merged across windows.
+    max_question_len has no effect: transformers' pipeline never truncates the question (with a fast
+    tokenizer), and neither does this one; a question that leaves no room for the context is a ValueError."""
+    questions, contexts = check_texts(questions, "questions"), check_texts(contexts, "contexts")
+    if len(questions) != len(contexts):
+        raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts: pass one context per question")
+    for name, texts in (("question", questions), ("context", contexts)):
+        empty = [i for i, text in enumerate(texts) if not text.strip()]
+        if empty:
+            raise ValueError(f"{name} {empty[0]} is empty: every question needs a {name}")
+    check_top_k(top_k)
+    for name, value in (("max_answer_len", max_answer_len), ("max_seq_len", max_seq_len),
+                        ("max_question_len", max_question_len)):
+        check_positive(name, value)
+    if isinstance(doc_stride, bool) or not isinstance(doc_stride, (int, np.integer)) or doc_stride < 0:
+        raise ValueError(f"doc_stride must be an integer >= 0, got {doc_stride!r}")
+    head_of(params, "qa")
+    max_seq_len = token_limit(hparams, max_seq_len)
+    asked = [tokenizer.tokenize(question) for question in questions]
+    read = [tokenizer.tokenize_with_offsets(context) for context in contexts]
+    spans = [answer_spans.windows(len(q), len(c), max_seq_len, doc_stride) for q, (c, _) in zip(asked, read)]
+    inputs = [(i, start, stop) for i, windows in enumerate(spans) for start, stop in windows]
+    logits = run_model(tokenizer, params, hparams,
+                       lambda seq, pooled, batch: per_token(np.stack(qa_head(seq, params), axis=-1), batch),
+                       [asked[i] for i, _, _ in inputs], [read[i][0][start:stop] for i, start, stop in inputs],
+                       max_seq_len, batch_size, progress, desc="question-answering")
+    found = [[] for _ in questions]  # per question: (start, stop, logits) of each window
+    for (i, start, stop), row in zip(inputs, logits):
+        found[i].append((start, stop, row))
+    return [answer_spans.answers(context, *read[i], len(asked[i]), found[i], top_k, max_answer_len,
+                                 handle_impossible_answer) for i, context in enumerate(contexts)]
+
+
+def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch_size=32, progress=False):
+    """One result per text, as transformers' fill-mask pipeline: for a text with one [MASK], its top_k
+    predictions, best first, each {"score", "token", "token_str", "sequence"}; with several [MASK]s, one such
+    list per mask (each mask predicted on its own). token_str keeps a sub-word's "##"; sequence is the input
+    with the prediction filled in, decoded without [CLS], [SEP], [UNK] and [MASK] for one mask and with them
+    all (the other masks stay) for several. text_pairs: optional second texts (a pair per text)."""
+    texts, text_pairs = check_texts(texts), None if text_pairs is None else check_texts(text_pairs, "text_pairs")
+    check_top_k(top_k)
+    head_of(params, "mlm")
+    if MASK not in tokenizer.vocab:
+        raise ValueError("the vocabulary has no [MASK] token: this tokenizer cannot fill masks")
+    mask_id, top_k = tokenizer.vocab[MASK], min(top_k, len(tokenizer.vocab))
+
+    def head(seq_output, pooled_output, batch):  # per row: (ids, mask positions, best ids [masks, k], their probs)
+        rows, positions = np.nonzero(batch["input_ids"] == mask_id)
+        probs = softmax(mlm_head(seq_output[rows, positions], params, hparams))  # [masks, V]
+        best = np.argpartition(-probs, top_k - 1, axis=1)[:, :top_k]
+        best_probs = np.take_along_axis(probs, best, axis=1)
+        order = np.argsort(-best_probs, axis=1, kind="stable")
+        best, best_probs = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_probs, order, axis=1)
+        return [(ids[:n], positions[rows == j], best[rows == j], best_probs[rows == j])
+                for j, (ids, n) in enumerate(zip(batch["input_ids"], batch["attention_mask"].sum(axis=1)))]
+
+    predicted = run_model(tokenizer, params, hparams, head, [tokenizer.tokenize(t) for t in texts],
+                          None if text_pairs is None else [tokenizer.tokenize(t) for t in text_pairs],
+                          token_limit(hparams), batch_size, progress, desc="fill-mask")
+    results = []
+    for i, (ids, positions, best, probs) in enumerate(predicted):
+        if not len(positions):
+            raise ValueError(f"text {i} has no [MASK] within the model's first {token_limit(hparams)} tokens: "
+                             "write [MASK] where a word should be predicted")
+        filled = [[{"score": float(p), "token": int(t), "token_str": tokenizer.inv_vocab[int(t)],
+                    "sequence": _filled_in(tokenizer, ids, position, t, len(positions) == 1)}
+                   for t, p in zip(mask_best, mask_probs)]
+                  for position, mask_best, mask_probs in zip(positions, best, probs)]
+        results.append(filled[0] if len(filled) == 1 else filled)
+    return results
+
+
+def _filled_in(tokenizer, ids, position, token_id, skip_special_tokens):
+    """The decoded input with token_id at position, as transformers' decode gives it."""
+    tokens = tokenizer.convert_ids_to_tokens([token_id if k == position else i for k, i in enumerate(ids)])
+    return tokenizer.convert_tokens_to_string(
+        [t for t in tokens if not (skip_special_tokens and t in tokenizer.specials)])
+
+
+# --- Input checks ---------------------------------------------------------------------------------------
+
+def task_labels(params, hparams, kind):
+    """The class names of a classifier head (config.json's id2label, else LABEL_i), or a ValueError when the
+    checkpoint has no classifier head, or one for the other kind of classification ("text" or "token")."""
+    model_config(params, hparams)
+    head = head_of(params, "classifier")
+    other = {"text": "TokenClassification", "token": "SequenceClassification"}[kind]
+    if any(str(a).endswith("For" + other) for a in hparams.get("architectures") or []):
+        use = {"text": "token_classification", "token": "text_classification"}[kind]
+        raise ValueError(f"this checkpoint is a {hparams['architectures'][0]}: its classifier head is for {use}")
+    if kind == "text" and "pooler" not in params:
+        raise ValueError("this checkpoint has no pooler, so no pooled_output for the classifier head")
+    id2label = hparams.get("id2label") or {}
+    return [str(id2label.get(str(i), f"LABEL_{i}")) for i in range(head["w"].shape[1])]
+
+
+def check_texts(texts, name="texts"):
+    """texts as a list of str, or a TypeError / ValueError (empty list) naming `name`."""
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise TypeError(f"{name} must be a list of str (wrap a single text in a list), got {type(texts).__name__}")
+    if not texts:
+        raise ValueError(f"{name} is an empty list: give at least one text")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
+    return list(texts)
+
+
+def check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_top_k(top_k, none_means=None):
+    if top_k is None and none_means:
+        return
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be an integer >= 1{f' or None ({none_means})' if none_means else ''}, "
+                         f"got {top_k!r}")

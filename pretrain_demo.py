@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from bert import bert, mlm_head, nsp_head, softmax  # softmax works in place on the fresh logits
-from pipelines import token_limit
+from pipelines import fill_mask, token_limit
 from utils import load_tokenizer_hparams_and_params
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
@@ -90,25 +90,28 @@ def main(argv=None):
     if n_tokens > max_length:
         print(f"note: the input has {n_tokens} tokens, cut to the model's limit of {max_length}", file=sys.stderr)
 
-    fill_mask = [i for i, token in enumerate(tokens) if token == "[MASK]"]
-    masked = fill_mask or choose_masked_positions(tokens, args.mask_prob, args.seed)
+    written = [i for i, token in enumerate(tokens) if token == "[MASK]"]
+    masked = written or choose_masked_positions(tokens, args.mask_prob, args.seed)
     mask_id = tokenizer.convert_tokens_to_ids(["[MASK]"])[0]
     masked_ids = [mask_id if i in masked else token_id for i, token_id in enumerate(input_ids)]
 
     seq_output, pooled_output = bert(np.asarray([masked_ids]), np.asarray([segment_ids]), params, hparams)
     try:
-        mlm_probs, is_next_prob = predict(seq_output, pooled_output, masked, params, hparams,
+        mlm_probs, is_next_prob = predict(seq_output, pooled_output, [] if written else masked, params, hparams,
                                           with_nsp=text_b is not None)
+        filled = written and fill_mask([args.text_a], tokenizer, params, hparams, top_k=args.top_k,
+                                       text_pairs=None if text_b is None else [text_b])[0]
     except ValueError as err:
         sys.exit(f"error: {args.model_name}: {err}; pretrain_demo needs a checkpoint with its pre-training "
                  "heads, such as bert-base-uncased")
 
-    for n, (position, probs) in enumerate(zip(fill_mask, mlm_probs), start=1):
-        candidates = top_k_candidates(probs, tokenizer, args.top_k)
-        print(f"[MASK] {n} (position {position}): {format_candidates(candidates)}")
-    if args.verbose and not fill_mask:
+    if written:  # [MASK]s written into the text, filled in as transformers' fill-mask pipeline does
+        for n, (position, fills) in enumerate(zip(written, filled if len(written) > 1 else [filled]), start=1):
+            candidates = [(fill["token_str"], fill["score"]) for fill in fills]
+            print(f"[MASK] {n} (position {position}): {format_candidates(candidates)}")
+    if args.verbose and not written:
         print("masked input:", " ".join(tokenizer.convert_ids_to_tokens(masked_ids)))
-    accuracy = None if fill_mask else mlm_accuracy(tokens, masked, mlm_probs, tokenizer, args.top_k, args.verbose)
+    accuracy = None if written else mlm_accuracy(tokens, masked, mlm_probs, tokenizer, args.top_k, args.verbose)
     if args.verbose and is_next_prob is not None:
         print(f"P(text_b follows text_a) = {is_next_prob:.4f}")
 

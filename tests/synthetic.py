@@ -13,8 +13,9 @@ GOLDEN_INPUT_IDS = np.array([
 ], dtype=np.int64)
 
 
-def synthetic_state_dict(config, seed=0):
-    """HF BertForPreTraining names -> float32 arrays: uniform weights with non-trivial LayerNorms and biases."""
+def synthetic_state_dict(config, seed=0, dense_std=0.05):
+    """HF BertForPreTraining names -> float32 arrays: uniform weights (dense ones with standard deviation
+    dense_std) with non-trivial LayerNorms and biases."""
     rng = np.random.default_rng(seed)
     H, I, V = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
 
@@ -22,7 +23,7 @@ def synthetic_state_dict(config, seed=0):
         return ((rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(std * 12 ** 0.5))
 
     def dense(prefix, n_in, n_out):
-        return {prefix + ".weight": uniform(n_out, n_in, std=0.05), prefix + ".bias": uniform(n_out, std=0.2)}
+        return {prefix + ".weight": uniform(n_out, n_in, std=dense_std), prefix + ".bias": uniform(n_out, std=0.2)}
 
     def layer_norm(prefix, n):
         return {prefix + ".weight": 1 + uniform(n, std=0.3), prefix + ".bias": uniform(n, std=0.2)}

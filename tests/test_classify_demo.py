@@ -4,12 +4,15 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
-from classify_demo import bare_pairs_to_flags
+from classify_demo import bare_pairs_to_flags, embed_batch, parse_args
 from conftest import GOLDEN_DIR, SHARED_DATA
+from pipelines import embed
 from scripts import assert_one_line_error, copy_without_tensors, run_script
+from utils import load_tokenizer_hparams_and_params
 
 RT_POLARITY = os.path.join(SHARED_DATA, "rt_polarity_sample.csv")  # 2,000 rows, 1,000 per class
 REPORT_ACCURACY = re.compile(r"^\s*accuracy\s+(\d\.\d+)\s+(\d+)$", re.M)
@@ -92,6 +95,17 @@ def test_jsonl_with_other_columns_too_large_n_and_two_processes(tmp_path, rows, 
     assert "note: left out 1 of 41 rows: no text or no label" in result.stderr
     assert "note: N=100 is more than the 40 rows of the dataset: using all of them" in result.stderr
     assert result.stderr.count("20/20") >= 2  # one embed bar per process, 20 rows each
+
+
+def test_features_default_to_the_models_own_settings(minilm):
+    """Without --pooling, a sentence-transformers folder's own pooling, normalization and length limit."""
+    assert parse_args(["--model_name", minilm]).pooling is None
+    texts = ["a gripping film .", "word " * 300]
+    out = embed_batch({"text": texts}, "text", minilm, "models", None, 2, ())
+    tokenizer, hparams, params = load_tokenizer_hparams_and_params(minilm)
+    np.testing.assert_array_equal(out["features"], embed(texts, tokenizer, params, hparams, pooling="mean",
+                                                         normalize=True, max_length=256, progress=False))
+    assert out["truncated"].tolist() == [False, True]  # 302 tokens: over all-MiniLM-L6-v2's 256
 
 
 def test_parquet_with_class_names(tmp_path, rows, minilm):

@@ -13,6 +13,7 @@ import pytest
 import hub as hub_module
 import utils
 from conftest import GOLDEN_DIR, flat
+from task_models import model_folders  # noqa: F401  (the session fixture)
 
 LFS_SUFFIXES = (".safetensors", ".bin")
 
@@ -195,8 +196,15 @@ def test_a_repository_without_weights(hub):
 
 
 def test_a_missing_file_is_named(hub):
+    os.remove(os.path.join(hub.root, "test-org", "tiny-bert", "config.json"))
+    with pytest.raises(FileNotFoundError, match="test-org/tiny-bert/config.json: no such file on http://127"):
+        utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
+    assert not os.path.exists("models")
+
+
+def test_a_repository_without_vocabulary(hub):
     os.remove(os.path.join(hub.root, "test-org", "tiny-bert", "vocab.txt"))
-    with pytest.raises(FileNotFoundError, match="test-org/tiny-bert/vocab.txt: no such file on http://127"):
+    with pytest.raises(FileNotFoundError, match="test-org/tiny-bert has neither vocab.txt nor tokenizer.json"):
         utils.load_tokenizer_hparams_and_params("test-org/tiny-bert")
     assert not os.path.exists("models")
 
@@ -294,3 +302,36 @@ def test_two_concurrent_downloads_of_one_model_both_succeed(hub):
         assert_same_params(params, golden_params())
     assert files_in("models/test-org/tiny-bert") == ["config.json", "model.safetensors", "tokenizer_config.json",
                                                      "vocab.txt"]
+
+
+def test_a_sentence_transformers_repository_brings_the_files_its_modules_name(hub, model_folders):
+    """The hub's classic layout (as all-MiniLM-L6-v2): modules.json names 2_Normalize, which the repository
+    lacks and nothing needs."""
+    shutil.copytree(model_folders["bge-classic"], os.path.join(hub.root, "st-org", "bge"))
+    _, hparams, _ = utils.load_tokenizer_hparams_and_params("st-org/bge")
+    assert files_in("models/st-org/bge") == ["1_Pooling", "config.json", "model.safetensors", "modules.json",
+                                             "sentence_bert_config.json", "tokenizer_config.json", "vocab.txt"]
+    assert files_in("models/st-org/bge/1_Pooling") == ["config.json"]
+    assert hparams["sentence_transformers"] == {"pooling": "cls", "normalize": True, "max_seq_length": 64,
+                                                "do_lower_case": False}
+    assert not [path for path in hub.paths() if "Normalize" in path or "tokenizer.json" in path]
+    hub.log.clear()
+    utils.load_tokenizer_hparams_and_params("st-org/bge")
+    assert hub.log == []  # complete on disk: no request
+
+
+def test_a_sentence_transformers_6_repository_has_tokenizer_json_alone(hub, model_folders):
+    shutil.copytree(model_folders["bge-st6"], os.path.join(hub.root, "st-org", "bge6"))
+    tokenizer, hparams, _ = utils.load_tokenizer_hparams_and_params("st-org/bge6")
+    assert "tokenizer.json" in files_in("models/st-org/bge6") and "vocab.txt" not in files_in("models/st-org/bge6")
+    assert hub.paths().index("/st-org/bge6/resolve/main/vocab.txt") < hub.paths().index(
+        "/st-org/bge6/resolve/main/tokenizer.json")
+    assert len(tokenizer.vocab) == 30522 and hparams["sentence_transformers"]["max_seq_length"] == 48
+
+
+def test_a_missing_pooling_config_fails_the_download_and_leaves_nothing(hub, model_folders):
+    shutil.copytree(model_folders["bge-classic"], os.path.join(hub.root, "st-org", "bge"))
+    os.remove(os.path.join(hub.root, "st-org", "bge", "1_Pooling", "config.json"))
+    with pytest.raises(FileNotFoundError, match="st-org/bge/1_Pooling/config.json: no such file"):
+        utils.load_tokenizer_hparams_and_params("st-org/bge")
+    assert not os.path.exists("models")

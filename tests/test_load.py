@@ -19,7 +19,8 @@ from conftest import GOLDEN_DIR
 def test_real_minilm_loads_into_the_params_layout(minilm):
     tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params(minilm)
     with open(os.path.join(minilm, "config.json"), encoding="utf-8") as f:
-        assert hparams == json.load(f)
+        assert {k: v for k, v in hparams.items() if k != "sentence_transformers"} == json.load(f)
+    assert hparams["sentence_transformers"]["pooling"] == "mean"  # from modules.json and 1_Pooling/config.json
     assert tokenizer.do_lower_case and set(params) == {"embeddings", "blocks", "pooler"}  # no MLM / NSP heads
     reference = load_file(os.path.join(minilm, "model.safetensors"))
     assert len(params["blocks"]) == 6
@@ -63,7 +64,8 @@ def test_a_local_folder_without_tokenizer_config_takes_casing_from_its_name(tmp_
 def test_a_local_folder_missing_files_says_which(tmp_path):
     shutil.copytree(os.path.join(GOLDEN_DIR, "tiny-gelu"), tmp_path / "model")
     os.remove(tmp_path / "model" / "model.safetensors")
-    with pytest.raises(FileNotFoundError, match="needs config.json, vocab.txt and model.safetensors or pytorch"):
+    with pytest.raises(FileNotFoundError, match="needs config.json, vocab.txt or tokenizer.json and model.safetensors "
+                                                "or pytorch"):
         utils.load_tokenizer_hparams_and_params(str(tmp_path / "model"))
 
 

@@ -129,6 +129,75 @@ def test_batch_encode_tokens_is_batch_encode_after_tokenize(tok):
         np.testing.assert_array_equal(out[key], expected[key])
 
 
+def spans(tok, text):
+    """{token: the text it spans} for each token of tokenize_with_offsets, in order."""
+    tokens, offsets = tok.tokenize_with_offsets(text)
+    return [(token, text[start:end]) for token, (start, end) in zip(tokens, offsets)]
+
+
+def test_offsets_point_into_the_original_text(tok, cased):
+    assert tok.tokenize_with_offsets("Héllo, unaffable World!") == (
+        ["hello", ",", "una", "##ffa", "##ble", "world", "!"],
+        [(0, 5), (5, 6), (7, 10), (10, 13), (13, 16), (17, 22), (22, 23)])
+    # a stripped accent is left out of the span when it is a character of its own, as in HF
+    assert spans(tok, "cafe\u0301 na\u00efve") == [("cafe", "cafe"), ("naive", "na\u00efve")]
+    assert spans(tok, "x\u0000y\u200bz") == [("x", "x"), ("##y", "y"), ("##z", "z")]  # dropped: left out
+    assert spans(cased, "\u0130stanbul") == [("[UNK]", "\u0130stanbul")]  # [UNK]: the whole word
+    assert spans(tok, "\u0130stanbul") == [("istanbul", "\u0130stanbul")]
+
+
+def test_offsets_of_pieces_from_one_character_are_that_character(tok):
+    # a Hangul syllable decomposes into jamo pieces: each spans the whole syllable, as in HF
+    assert spans(tok, "\ud55c\uad6d") == [("\u1112", "\ud55c"), ("##\u1161", "\ud55c"), ("##\u11ab", "\ud55c"),
+                                       ("##\u1100", "\uad6d"), ("##\u116e", "\uad6d"), ("##\u11a8", "\uad6d")]
+
+
+def test_offsets_count_code_points_even_beyond_the_bmp(tok):
+    assert tok.tokenize_with_offsets("\U0001f600 ok \U0001f44d\U0001f3fd x") == (
+        ["[UNK]", "ok", "[UNK]", "x"], [(0, 1), (2, 4), (5, 7), (8, 9)])
+    assert tok.tokenize_with_offsets("\U00020000x") == (["[UNK]", "x"], [(0, 1), (1, 2)])  # astral CJK ideograph
+
+
+def test_offsets_of_literal_special_tokens_and_long_words(tok):
+    assert spans(tok, "word[MASK]. [mask]") == [("word", "word"), ("[MASK]", "[MASK]"), (".", "."), ("[", "["),
+                                                ("mask", "mask"), ("]", "]")]
+    assert tok.tokenize_with_offsets("\u00e9" * 101 + "!") == (["[UNK]", "!"], [(0, 101), (101, 102)])
+    assert tok.tokenize_with_offsets("") == ([], [])
+
+
+def test_batch_encode_offsets_as_hf(tok):
+    out = tok.batch_encode(["Héllo world", "x"], ["Fine!", ""], max_length=7, return_offsets=True)
+    assert out["offsets"].dtype == np.int64 and out["offsets"].shape == (2, 7, 2)
+    assert out["offsets"].tolist() == [[[0, 0], [0, 5], [6, 11], [0, 0], [0, 4], [4, 5], [0, 0]],  # b's index into b
+                                       [[0, 0], [0, 1], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0]]]  # [SEP], [PAD]: (0, 0)
+    cut = tok.batch_encode(["Héllo world"], ["Fine!"], max_length=6, return_offsets=True)["offsets"]
+    assert cut.tolist() == [[[0, 0], [0, 5], [0, 0], [0, 4], [4, 5], [0, 0]]]  # truncated longest first
+    assert "offsets" not in tok.batch_encode(["x"])
+
+
+def test_batch_encode_tokens_carries_offsets_after_sorting(tok):
+    texts = ["a much longer text, with more tokens", "short", "Caf\u00e9 au lait"]
+    split = sorted((tok.tokenize_with_offsets(t) for t in texts), key=lambda s: len(s[0]))
+    out = tok.batch_encode_tokens([t for t, _ in split], max_length=8, offsets_a=[o for _, o in split])
+    expected = tok.batch_encode(sorted(texts, key=lambda t: len(tok.tokenize(t))), max_length=8, return_offsets=True)
+    assert out.keys() == expected.keys()
+    for key in out:
+        np.testing.assert_array_equal(out[key], expected[key])
+
+
+def test_batch_encode_tokens_rejects_offsets_that_do_not_fit(tok):
+    tokens, offsets = tok.tokenize_with_offsets("hello world")
+    with pytest.raises(ValueError, match=r"offsets_a\[0\] has 1 spans for 2 tokens"):
+        tok.batch_encode_tokens([tokens], offsets_a=[offsets[:1]])
+    with pytest.raises(ValueError, match="offsets_a has 2 rows for 1 texts"):
+        tok.batch_encode_tokens([tokens], offsets_a=[offsets, offsets])
+    for kwargs in ({"offsets_a": [offsets]}, {"offsets_b": [offsets]}):  # pairs need both sides' offsets
+        with pytest.raises(ValueError, match="offsets_b goes with offsets_a and tokens_b"):
+            tok.batch_encode_tokens([tokens], [tokens], **kwargs)
+    with pytest.raises(ValueError, match="offsets_b goes with offsets_a and tokens_b"):
+        tok.batch_encode_tokens([tokens], offsets_a=[offsets], offsets_b=[offsets])
+
+
 def test_decode_joins_pieces_and_drops_cls_sep_pad(tok):
     _, ids, _ = tok.encode("Unaffable, isn't it? [MASK]")
     assert tok.decode(ids + [0, 0]) == "unaffable, isn ' t it? [MASK]"
@@ -157,6 +226,19 @@ def test_any_text_tokenizes_and_round_trips(tok, text):
     assert len(tokens) == len(ids) == len(segments) <= 16
 
 
+@settings(max_examples=200, deadline=None)
+@given(ANY_TEXT)
+def test_offsets_are_ordered_nonempty_spans_of_the_tokens(tok, cased, text):
+    for tokenizer in (tok, cased):
+        tokens, offsets = tokenizer.tokenize_with_offsets(text)
+        assert tokens == tokenizer.tokenize(text) and len(offsets) == len(tokens)
+        assert all(0 <= start < end <= len(text) for start, end in offsets)
+        starts, ends = [start for start, _ in offsets], [end for _, end in offsets]
+        assert starts == sorted(starts) and ends == sorted(ends)  # pieces of one character share its span
+        assert all(text[start:end] == token for token, (start, end) in zip(tokens, offsets)
+                   if token in ("[MASK]", "[CLS]", "[SEP]"))
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=30521), max_size=30))
 def test_ids_round_trip_through_tokens(tok, ids):
@@ -166,6 +248,7 @@ def test_ids_round_trip_through_tokens(tok, ids):
 @pytest.mark.parametrize("text", ["", " ", "\t\n", "\ud800", "a\udfffb", "\ue000", "\U0010ffff", "\u0378"])
 def test_odd_strings_do_not_raise(tok, text):
     assert isinstance(tok.tokenize(text), list)
+    assert tok.tokenize_with_offsets(text)[0] == tok.tokenize(text)
     assert tok.encode(text)[0][0] == "[CLS]"
 
 
@@ -173,6 +256,8 @@ def test_odd_strings_do_not_raise(tok, text):
 def test_non_str_text_raises_type_error(tok, bad):
     with pytest.raises(TypeError, match=type(bad).__name__):
         tok.tokenize(bad)
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        tok.tokenize_with_offsets(bad)
     with pytest.raises(TypeError, match="text_a must be a str, got " + type(bad).__name__):
         tok.encode(bad)
     if bad is not None:  # None is a valid text_b: no second text

@@ -1,4 +1,5 @@
 """tokenization.py against HF BertTokenizer's output, stored by tests/make_golden_tokenizer.py."""
+import gzip
 import json
 import os
 
@@ -12,8 +13,14 @@ MODES = {"lower": True, "cased": False}
 
 
 def golden(name):
-    with open(os.path.join(GOLDEN_DIR, "tokenizer", name), encoding="utf-8") as f:
+    with (gzip.open if name.endswith(".gz") else open)(os.path.join(GOLDEN_DIR, "tokenizer", name), "rt",
+                                                         encoding="utf-8") as f:
         return json.load(f)
+
+
+def pairs(flat):
+    """[(start, end), ...] from the golden files' flat start, end, start, end, ..."""
+    return list(zip(flat[::2], flat[1::2]))
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -68,3 +75,37 @@ def test_decode_matches_hf(mode_tok):
     mode, tok = mode_tok
     for ids, text in golden("decode.json")[mode]:
         assert tok.decode(ids) == text, ids
+
+
+def test_offsets_match_hf_on_every_corpus_line(mode_tok):
+    mode, tok = mode_tok
+    lines, offsets = golden("tokenize.json")[mode], golden("offsets.json.gz")[mode]["lines"]
+    assert len(lines) == len(offsets) > 400
+    mismatches = []
+    for (text, want_tokens), want in zip(lines, offsets):
+        got = tok.tokenize_with_offsets(text)
+        if got != (want_tokens, pairs(want)):
+            mismatches.append((text, got, want))
+    assert not mismatches, mismatches[:3]
+
+
+def test_batch_offsets_match_hf_padding_and_truncation(mode_tok):
+    mode, tok = mode_tok
+    batches = golden("offsets.json.gz")[mode]["batches"]
+    for batch in batches:
+        out = tok.batch_encode(batch["texts_a"], batch["texts_b"], max_length=batch["max_length"], return_offsets=True)
+        np.testing.assert_array_equal(out["input_ids"], np.array(batch["input_ids"]))
+        assert out["offsets"].dtype == np.int64
+        np.testing.assert_array_equal(out["offsets"], np.array(batch["offsets"]))
+    assert {b["max_length"] for b in batches} >= {9, 512} and any(b["texts_b"] for b in batches)
+
+
+def test_offsets_follow_hf_reordering_of_combining_marks(minilm):
+    """"x \u0345" + mark + "\U0001d165": the mark's combining class in HF's (Unicode 9) tables decides where
+    NFD's reordering puts U+1D165, so which original character it maps to."""
+    tok = FullTokenizer(os.path.join(minilm, "vocab.txt"), do_lower_case=True)
+    probe = golden("offsets.json.gz")["lower"]["combining_marks"]
+    assert len(probe["marks"]) > 800
+    mismatches = [hex(cp) for cp, tokens, want in zip(probe["marks"], probe["tokens"], probe["offsets"])
+                  if tok.tokenize_with_offsets("x \u0345" + chr(cp) + "\U0001d165") != (tokens, pairs(want))]
+    assert not mismatches, mismatches[:20]

@@ -1,0 +1,172 @@
+"""Run a task pipeline (pipelines.py) from the command line: texts in, one JSON result per line out.
+
+    python pipeline_demo.py text-classification --model_name path/to/classifier --text "A gripping film."
+    python pipeline_demo.py question-answering --model_name path/to/qa --question "Who?" --context "Ann did."
+    python pipeline_demo.py feature-extraction --model_name sentence-transformers/all-MiniLM-L6-v2 --input texts.jsonl
+
+Inputs come from flags (--text, repeated; --text_pair; --question with --context) or from a JSON-lines file
+(--input, "-" for stdin): one input per line, either a JSON string (a text) or an object with the fields of
+the flags: {"text": ..., "text_pair": ...} or {"question": ..., "context": ...}. Each result is printed as one
+line of JSON, in input order: what the pipeline returns for that input (feature-extraction: embed's vector,
+with the model's own pooling and normalization unless --pooling / --no-normalize say otherwise).
+"""
+import argparse
+import json
+import sys
+
+import pipelines
+from utils import load_tokenizer_hparams_and_params
+
+TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask", "feature-extraction")
+# option -> the tasks it applies to
+OPTIONS = {
+    "text_pair": ("text-classification",),
+    "top_k": ("text-classification", "question-answering", "fill-mask"),
+    "function_to_apply": ("text-classification",),
+    "aggregation_strategy": ("token-classification",),
+    "doc_stride": ("question-answering",), "max_seq_len": ("question-answering",),
+    "max_answer_len": ("question-answering",), "handle_impossible_answer": ("question-answering",),
+    "pooling": ("feature-extraction",), "normalize": ("feature-extraction",), "max_length": ("feature-extraction",),
+}
+
+
+def top_k_value(value):
+    """--top_k: an integer, or "all" (every label: text-classification's top_k=None)."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}: give an integer, or all") from None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("task", choices=TASKS, help="the pipeline to run")
+    parser.add_argument("--model_name", required=True, help="short name, hub id (owner/name) or local folder")
+    parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
+    parser.add_argument("--input", metavar="FILE", help="JSON-lines file of inputs ('-': standard input)")
+    parser.add_argument("--text", action="append", help="a text (repeat for several)")
+    parser.add_argument("--text_pair", action="append", help="text-classification: a second text per --text")
+    parser.add_argument("--question", action="append", help="question-answering: a question (repeat for several)")
+    parser.add_argument("--context", action="append", help="question-answering: the context of each --question "
+                                                           "(or one for all of them)")
+    parser.add_argument("--top_k", type=top_k_value, help="answers per input (text-classification: default 1, "
+                                                          "'all' for every label; question-answering 1; fill-mask 5)")
+    parser.add_argument("--function_to_apply", choices=("softmax", "sigmoid", "none"),
+                        help="text-classification's scores (default: as transformers chooses for the model)")
+    parser.add_argument("--aggregation_strategy", choices=pipelines.entities.STRATEGIES,
+                        help="token-classification: how tokens become entities (default: none)")
+    parser.add_argument("--doc_stride", type=int, help="question-answering: tokens shared by windows (default 128)")
+    parser.add_argument("--max_seq_len", type=int, help="question-answering: tokens per window (default 384)")
+    parser.add_argument("--max_answer_len", type=int, help="question-answering: tokens per answer (default 15)")
+    parser.add_argument("--handle_impossible_answer", action="store_true", default=None,
+                        help="question-answering: the empty answer may win")
+    parser.add_argument("--pooling", choices=pipelines.POOLINGS,
+                        help="feature-extraction: pooling (default: the model's own)")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction,
+                        help="feature-extraction: unit-length vectors (default: the model's own)")
+    parser.add_argument("--max_length", type=int, help="feature-extraction: tokens per text (default: the model's)")
+    parser.add_argument("--batch_size", type=int, default=32, help="inputs per forward pass (default: %(default)s)")
+    args = parser.parse_args(argv)
+    for option, tasks in OPTIONS.items():
+        if getattr(args, option) is not None and args.task not in tasks:
+            parser.error(f"--{option} applies to {' and '.join(tasks)}, not to {args.task}")
+    flags = [f"--{name}" for name in ("text", "question", "context") if getattr(args, name)]
+    if args.input and flags:
+        parser.error(f"give the inputs with --input or with {', '.join(flags)}, not both")
+    if args.task == "question-answering" and args.text:
+        parser.error("question-answering takes --question and --context, not --text")
+    if args.task != "question-answering" and (args.question or args.context):
+        parser.error(f"--question and --context are for question-answering; {args.task} takes --text")
+    if not args.input and not (args.text or args.question):
+        parser.error("no input: give --text (--question and --context for question-answering) or --input FILE")
+    return args
+
+
+def read_inputs(args):
+    """The inputs as {"text", "text_pair"} or {"question", "context"} dicts; exits with one line if malformed."""
+    if not args.input:
+        if args.task == "question-answering":
+            contexts = args.context or []
+            if len(contexts) == 1:
+                contexts = contexts * len(args.question)
+            if len(contexts) != len(args.question):
+                sys.exit(f"error: {len(args.question)} --question but {len(args.context or [])} --context: give one "
+                         "context per question, or one for all of them")
+            return [{"question": q, "context": c} for q, c in zip(args.question, contexts)]
+        pairs = args.text_pair or [None] * len(args.text)
+        if len(pairs) != len(args.text):
+            sys.exit(f"error: {len(args.text)} --text but {len(pairs)} --text_pair: give one pair per text")
+        return [{"text": t, "text_pair": p} for t, p in zip(args.text, pairs)]
+    fields = ("question", "context") if args.task == "question-answering" else ("text",)
+    allowed = fields + (("text_pair",) if args.task == "text-classification" else ())
+    try:
+        with (sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")) as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        sys.exit(f"error: cannot read --input {args.input}: {err.strerror}")
+    inputs = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as err:
+            sys.exit(f"error: {args.input} line {n} is not JSON ({err})")
+        item = {"text": item} if isinstance(item, str) and fields == ("text",) else item
+        if not (isinstance(item, dict) and set(fields) <= set(item) <= set(allowed)
+                and all(isinstance(item[k], str) for k in fields)):
+            sys.exit(f"error: {args.input} line {n}: expected {describe(fields, allowed)}")
+        inputs.append(item)
+    if not inputs:
+        sys.exit(f"error: {args.input} holds no input")
+    return inputs
+
+
+def describe(fields, allowed):
+    keys = ", ".join(f'"{k}": ...' for k in fields)
+    extra = [k for k in allowed if k not in fields]
+    return ("a JSON string or " if fields == ("text",) else "") + "an object {" + keys + "}" + (
+        f" (optionally with {', '.join(repr(k) for k in extra)})" if extra else "")
+
+
+def run(args, inputs, tokenizer, params, hparams):
+    """The pipeline's result for each input."""
+    model = (tokenizer, params, hparams)
+    options = {k: getattr(args, k) for k, tasks in OPTIONS.items()
+               if args.task in tasks and getattr(args, k) is not None and k != "text_pair"}
+    if options.get("top_k") == "all":
+        options["top_k"] = None
+    progress, batch_size = sys.stderr.isatty(), args.batch_size
+    if args.task == "question-answering":
+        return pipelines.question_answering([i["question"] for i in inputs], [i["context"] for i in inputs], *model,
+                                            batch_size=batch_size, progress=progress, **options)
+    texts = [i["text"] for i in inputs]
+    if args.task == "feature-extraction":
+        return pipelines.embed(texts, *model, batch_size=batch_size, progress=progress, **options).tolist()
+    if args.task == "text-classification":
+        pairs = [i.get("text_pair") for i in inputs]
+        if any(p is not None for p in pairs) and not all(isinstance(p, str) for p in pairs):
+            raise ValueError("some inputs have a text_pair and some do not: give a pair for every text or for none")
+        options["text_pairs"] = pairs if pairs[0] is not None else None
+    run_task = {"text-classification": pipelines.text_classification, "fill-mask": pipelines.fill_mask,
+                "token-classification": pipelines.token_classification}[args.task]
+    return run_task(texts, *model, batch_size=batch_size, progress=progress, **options)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    inputs = read_inputs(args)
+    try:
+        tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
+        results = run(args, inputs, tokenizer, params, hparams)
+    except (ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+    for result in results:
+        print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Generate tests/golden/pipelines/*.json.gz and embeddings.npz: the outputs of transformers' pipelines
+(text-classification, token-classification, fill-mask) and of SentenceTransformer.encode on the random-weight
+models and inputs of tests/task_models.py, and of the real all-MiniLM-L6-v2's encode. Question answering:
+make_golden_qa.py.
+
+Needs requirements-golden.txt (torch==2.13.0, transformers 5.24, sentence-transformers 6.2); never needed to
+run the tests. Run from the repository root:  python tests/make_golden_pipelines.py
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from transformers import (AutoTokenizer, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
+                          pipeline)
+
+import task_models as tm
+from conftest import minilm_dir
+
+CLASSES = {"BertForSequenceClassification": BertForSequenceClassification,
+           "BertForTokenClassification": BertForTokenClassification, "BertForMaskedLM": BertForMaskedLM}
+
+
+def plain(value):
+    """JSON-ready: NumPy scalars as Python numbers, tuples as lists."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def load_pipeline(task, folder, name):
+    architecture = tm.TASK_MODELS[name][0]
+    model, info = CLASSES[architecture].from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], (name, info)
+    return pipeline(task, model=model.eval(), tokenizer=AutoTokenizer.from_pretrained(folder), device="cpu")
+
+
+def text_classification(folders):
+    texts, (queries, passages) = tm.classification_inputs()
+    pairs = [{"text": q, "text_pair": p} for q, p in zip(queries, passages)]
+    cases = []
+    for name, kwargs, inputs in [
+            ("sentiment", {}, texts), ("sentiment", {"top_k": None}, texts),
+            ("emotion", {"top_k": None}, texts), ("emotion", {"top_k": 2, "function_to_apply": "sigmoid"}, texts),
+            ("emotion", {"top_k": 1, "function_to_apply": "none"}, texts), ("emotion", {"top_k": None}, pairs),
+            ("reranker", {"top_k": 1}, pairs), ("reranker", {"top_k": 1}, texts),
+            ("topics", {"top_k": None}, texts), ("topics", {"top_k": 2, "function_to_apply": "softmax"}, texts)]:
+        classify = load_pipeline("text-classification", folders[name], name)
+        outputs = classify(inputs, truncation=True, **kwargs)  # truncation: two reviews are over 512 tokens
+        cases.append({"model": name, "kwargs": kwargs, "pairs": inputs is pairs, "outputs": plain(outputs)})
+    return cases
+
+
+def token_classification(folders):
+    texts = tm.token_classification_texts()
+    cases = []
+    for strategy in ("none", "simple", "first", "average", "max"):
+        tag = load_pipeline("token-classification", folders["ner"], "ner")
+        cases.append({"model": "ner", "kwargs": {"aggregation_strategy": strategy},
+                      "outputs": plain(tag(texts, aggregation_strategy=strategy))})
+    return cases
+
+
+def fill_mask(folders):
+    texts = tm.fill_mask_texts()
+    fill = load_pipeline("fill-mask", folders["mlm"], "mlm")
+    return [{"model": "mlm", "kwargs": kwargs, "outputs": plain(fill(texts, **kwargs))}
+            for kwargs in ({}, {"top_k": 3})]
+
+
+def read(folder, name):
+    with open(os.path.join(folder, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_st6_layout(classic, tmp):
+    """The hand-written sentence-transformers 6 folder has the files sentence-transformers 6 itself writes."""
+    model = SentenceTransformer(classic, device="cpu")
+    model.max_seq_length = tm.ST_MODELS["bge-st6"][5]
+    saved, ours = os.path.join(tmp, "saved-by-st6"), tm.write_st_model(os.path.join(tmp, "ours-st6"), "bge-st6")
+    model.save(saved)
+    for name in ("modules.json", "1_Pooling/config.json", "2_Normalize/config.json", "sentence_bert_config.json"):
+        assert read(saved, name) == read(ours, name), name
+    assert not os.path.exists(os.path.join(saved, "vocab.txt"))
+    theirs, mine = (read(folder, "tokenizer_config.json") for folder in (saved, ours))
+    assert all(theirs[key] == value for key, value in mine.items()), (theirs, mine)
+    theirs, mine = (read(folder, "tokenizer.json") for folder in (saved, ours))
+    assert theirs["model"] == mine["model"] and theirs["normalizer"] == mine["normalizer"]
+
+
+def embeddings(folders, tmp):
+    """SentenceTransformer.encode with each folder's own settings; the real MiniLM's too."""
+    texts = tm.embedding_texts()
+    out = {}
+    for name in tm.ST_MODELS:
+        out[name] = SentenceTransformer(folders[name], device="cpu").encode(texts, batch_size=4)
+    out["minilm"] = SentenceTransformer(minilm_dir(), device="cpu").encode(
+        texts + tm.reviews([0, 3]), batch_size=4)  # 256 tokens at most: the long reviews are cut
+    check_st6_layout(folders["bge-classic"], tmp)
+    return out
+
+
+def main():
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = tm.encoder_state()
+        folders = {name: tm.write_task_model(os.path.join(tmp, name), name, encoder) for name in tm.TASK_MODELS}
+        folders.update({name: tm.write_st_model(os.path.join(tmp, name), name, encoder) for name in tm.ST_MODELS})
+        for task, make in (("text_classification", text_classification),
+                           ("token_classification", token_classification), ("fill_mask", fill_mask)):
+            tm.write_golden(task, make(folders))
+        os.makedirs(tm.GOLDEN, exist_ok=True)
+        path = os.path.join(tm.GOLDEN, "embeddings.npz")
+        np.savez_compressed(path, **{k: v.astype(np.float32) for k, v in embeddings(folders, tmp).items()})
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""What the pipeline golden files are made of, the same on every machine: random-weight task models and
+sentence-transformers folders written from seeded NumPy (one small encoder shared by all, heads of their own,
+the real bert-base-uncased vocabulary of all-MiniLM-L6-v2), and the inputs they run on (real sentences from
+../shared/data, plus a few written to probe edge cases). tests/make_golden_pipelines.py and
+tests/make_golden_qa.py run transformers / sentence-transformers on these; the tests write the same folders
+into a temporary directory and compare with the stored outputs."""
+import csv
+import gzip
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN_DIR, SHARED_DATA, minilm_dir  # first: it puts the repository on sys.path
+from checkpoint import write_safetensors  # noqa: I001
+from synthetic import synthetic_state_dict
+
+GOLDEN = os.path.join(GOLDEN_DIR, "pipelines")
+ENCODER = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=1, intermediate_size=64,
+               hidden_act="gelu", max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12)
+BIO = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+# name -> (architecture, head: (HF prefix, its biases), extra config.json keys). The heads' weights are random;
+# their biases were chosen once (by running the model on these inputs) to centre each label's logits, so that
+# the predicted labels vary from input to input ("O" is favoured, as in real text).
+TASK_MODELS = {
+    "sentiment": ("BertForSequenceClassification", ("classifier", [7.18, -4.97]), {}),  # no id2label: LABEL_0, _1
+    "emotion": ("BertForSequenceClassification", ("classifier", [0.08, 4.46, -2.84]),
+                {"id2label": {"0": "sad", "1": "neutral", "2": "happy"}}),
+    "reranker": ("BertForSequenceClassification", ("classifier", [-2.06]), {"id2label": {"0": "LABEL_0"}}),
+    "topics": ("BertForSequenceClassification", ("classifier", [-1.89, -1.03, -1.98, 2.95]),
+               {"id2label": {"0": "acting", "1": "plot", "2": "music", "3": "visuals"},
+                "problem_type": "multi_label_classification"}),
+    "ner": ("BertForTokenClassification", ("classifier", [4.37, 7.53, 1.15, -5.44, -7.35, 0.79, 2.09, -3.44, 5.74]),
+            {"id2label": dict(enumerate(BIO))}),
+    "qa": ("BertForQuestionAnswering", ("qa_outputs", [0.1, -0.1]), {}),
+    "mlm": ("BertForMaskedLM", None, {}),
+}
+ST_CLASSIC = "sentence_transformers.models."
+ST6 = {"Transformer": "sentence_transformers.base.modules.transformer.Transformer",
+       "Pooling": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+       "Normalize": "sentence_transformers.base.modules.normalize.Normalize"}
+# name -> (layout, pooling mode, Normalize?, tokenizer lowercases?, sentence_bert_config.json, model_max_length)
+ST_MODELS = {
+    "bge-classic": ("classic", "cls", True, True, {"max_seq_length": 64, "do_lower_case": False}, 512),
+    "bge-st6": ("st6", "cls", True, True, {}, 48),
+    "lowercase-max": ("classic", "max", False, False, {"max_seq_length": 40, "do_lower_case": True}, 512),
+    "sqrt-len": ("classic", "mean_sqrt_len_tokens", True, True, {}, 512),
+}
+
+
+def encoder_state():
+    """The shared encoder and MLM head, HF BertForPreTraining names."""
+    return synthetic_state_dict(ENCODER, seed=14, dense_std=0.2)
+
+
+def task_state(name, encoder):
+    """The state dict of TASK_MODELS[name], as its HF class names its weights."""
+    architecture, head, _ = TASK_MODELS[name]
+    keep = ("bert.pooler.",) if architecture == "BertForSequenceClassification" else ()
+    keep += ("cls.predictions.",) if architecture == "BertForMaskedLM" else ()
+    state = {k: v for k, v in encoder.items() if not k.startswith(("bert.pooler.", "cls.")) or k.startswith(keep)}
+    if head:
+        prefix, biases = head
+        rng = np.random.default_rng(sorted(TASK_MODELS).index(name))
+        state[prefix + ".weight"] = ((rng.random((len(biases), ENCODER["hidden_size"]), dtype=np.float32) - 0.5)
+                                     * np.float32(12 ** 0.5))  # standard deviation 1
+        state[prefix + ".bias"] = np.array(biases, dtype=np.float32)
+    return state
+
+
+def write_json(path, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+
+
+def write_task_model(folder, name, encoder=None):
+    """A model folder as transformers saves TASK_MODELS[name]: config.json, model.safetensors, vocab.txt,
+    tokenizer_config.json."""
+    architecture, _, extra = TASK_MODELS[name]
+    os.makedirs(folder, exist_ok=True)
+    config = {"architectures": [architecture], "model_type": "bert", **ENCODER, **extra}
+    if "id2label" in extra:
+        config["label2id"] = {label: int(i) for i, label in extra["id2label"].items()}
+    write_json(os.path.join(folder, "config.json"), config)
+    write_safetensors(os.path.join(folder, "model.safetensors"), task_state(name, encoder or encoder_state()))
+    shutil.copy(os.path.join(minilm_dir(), "vocab.txt"), folder)
+    write_json(os.path.join(folder, "tokenizer_config.json"), {"do_lower_case": True, "model_max_length": 512})
+    return folder
+
+
+def write_st_model(folder, name, encoder=None):
+    """A sentence-transformers folder for ST_MODELS[name] with the shared encoder (BertModel names), in the hub's
+    classic layout (vocab.txt, pooling_mode_*_token keys; modules.json names 2_Normalize but, as on the hub,
+    there is no such folder) or as sentence-transformers 6 saves it (tokenizer.json only, pooling_mode,
+    max_seq_length as model_max_length)."""
+    layout, pooling, normalize, lower, st_config, max_length = ST_MODELS[name]
+    encoder = encoder or encoder_state()
+    os.makedirs(folder, exist_ok=True)
+    write_json(os.path.join(folder, "config.json"), {"architectures": ["BertModel"], "model_type": "bert", **ENCODER})
+    write_safetensors(os.path.join(folder, "model.safetensors"),
+                      {k.removeprefix("bert."): v for k, v in encoder.items() if k.startswith("bert.")})
+    modules = ["Transformer", "Pooling"] + ["Normalize"] * normalize
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    write_json(os.path.join(folder, "modules.json"), [
+        {"idx": i, "name": str(i), "path": paths[m], "type": ST_CLASSIC + m if layout == "classic" else ST6[m]}
+        for i, m in enumerate(modules)])
+    tokenizer_config = {"do_lower_case": lower, "model_max_length": max_length}
+    if layout == "classic":
+        shutil.copy(os.path.join(minilm_dir(), "vocab.txt"), folder)
+        write_json(os.path.join(folder, "1_Pooling", "config.json"), {
+            "word_embedding_dimension": ENCODER["hidden_size"],
+            **{key: mode == pooling for key, mode in LEGACY_POOLING_KEYS.items()}})
+    else:
+        with open(os.path.join(minilm_dir(), "tokenizer.json"), encoding="utf-8") as f:
+            tokenizer = json.load(f)
+        tokenizer["normalizer"]["lowercase"] = lower
+        tokenizer["truncation"] = tokenizer["padding"] = None
+        write_json(os.path.join(folder, "tokenizer.json"), tokenizer)
+        tokenizer_config.update({"backend": "tokenizers", "tokenizer_class": "BertTokenizer", "strip_accents": None})
+        write_json(os.path.join(folder, "1_Pooling", "config.json"), {
+            "embedding_dimension": ENCODER["hidden_size"], "pooling_mode": pooling, "include_prompt": True})
+        if normalize:
+            write_json(os.path.join(folder, "2_Normalize", "config.json"), {
+                "module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"})
+        st_config = {"transformer_task": "feature-extraction", "modality_config": {
+            "text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+            "module_output_name": "token_embeddings", **st_config}
+    write_json(os.path.join(folder, "tokenizer_config.json"), tokenizer_config)
+    write_json(os.path.join(folder, "sentence_bert_config.json"), st_config)
+    return folder
+
+
+LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                       "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens"}
+
+
+@pytest.fixture(scope="session")
+def model_folders(tmp_path_factory):
+    """{name: folder} for every model of TASK_MODELS and ST_MODELS, written once per test session."""
+    root, encoder = tmp_path_factory.mktemp("task-models"), encoder_state()
+    folders = {name: write_task_model(str(root / name), name, encoder) for name in TASK_MODELS}
+    return {**folders, **{name: write_st_model(str(root / name), name, encoder) for name in ST_MODELS}}
+
+
+def write_golden(task, cases):
+    """Store the cases of one task (each {"model", "kwargs", "outputs", ...}) as GOLDEN/<task>.json.gz."""
+    os.makedirs(GOLDEN, exist_ok=True)
+    path = os.path.join(GOLDEN, task + ".json.gz")
+    text = json.dumps(cases, ensure_ascii=False, separators=(",", ":"))
+    with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", filename="", mtime=0) as z:  # no timestamp:
+        z.write(text.encode("utf-8"))  # the same outputs give the same bytes
+    print(f"wrote {path}")
+
+
+def read_golden(task):
+    with gzip.open(os.path.join(GOLDEN, task + ".json.gz"), "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+# --- Inputs ---------------------------------------------------------------------------------------------
+
+def _column(name):
+    with open(os.path.join(SHARED_DATA, name), encoding="utf-8", newline="") as f:
+        return [row["text"] for row in csv.DictReader(f)]
+
+
+def sentences(rows):
+    """Movie-review sentences of rt_polarity_sample.csv (lowercased, tokenized by the dataset's authors)."""
+    texts = _column("rt_polarity_sample.csv")
+    return [texts[i] for i in rows]
+
+
+def reviews(rows, chars=None):
+    """IMDB reviews of imdb_sample.csv (cased, with <br /> markup), cut to their first `chars` characters."""
+    texts = _column("imdb_sample.csv")
+    return [texts[i][:chars] for i in rows]
+
+
+EDGE_TEXTS = [
+    "José Müller met Ana in Zürich, then flew to São Paulo.",
+    "Cafe\u0301 de\u0301cor by Zoe\u0308 in Montre\u0301al",  # decomposed accents: a token's span is longer
+    "Tokyo (東京) and Kyoto ☃ are in Japan 😀!",  # CJK characters one token each; ☃ and 😀 are [UNK]
+    "ΟΔΟΣ Athens, a [MASK] literal and [UNK] too.",
+]
+
+
+def embedding_texts():
+    return sentences(range(8)) + reviews([1, 7]) + EDGE_TEXTS
+
+
+def classification_inputs():
+    """(texts, text_pairs) for the text-classification goldens: short sentences, long reviews (over 512 tokens:
+    cut), and query / passage pairs for the cross-encoder."""
+    texts = sentences(range(10, 22)) + reviews([0, 3]) + EDGE_TEXTS[:2]
+    queries = ["is the acting any good?", "what went wrong with the plot?", "Was the music memorable?",
+               "who directed it", "Is it a good film for children?", "why is it so long?"]
+    return texts, (queries, sentences(range(30, 34)) + reviews([3, 4]))
+
+
+def token_classification_texts():
+    return reviews(range(40, 46), chars=400) + sentences(range(50, 54)) + EDGE_TEXTS + reviews([3])
+
+
+def qa_inputs():
+    """(questions, contexts): short contexts, reviews over 384 tokens (several windows), an edge case."""
+    questions = ["Who is the best actor in the film?", "When was the film made?", "What did the reviewer dislike?",
+                 "Where does the story take place?", "Which scene is the funniest?", "Why did Maugham write it?",
+                 "How long is the film?", "What is the name of the director?", "Who flew to São Paulo?"]
+    contexts = reviews([0, 6, 7, 5, 4, 3, 2]) + sentences([5]) + EDGE_TEXTS[:1]
+    return questions, contexts
+
+
+def fill_mask_texts():
+    """One [MASK] (a word of a real sentence masked), several [MASK]s, a masked sub-word's neighbours."""
+    texts = []
+    for i, sentence in enumerate(sentences(range(60, 70))):
+        words = sentence.split()
+        words[(3 * i + 1) % len(words)] = "[MASK]"
+        if i % 3 == 2:
+            words[-2] = "[MASK]"
+        texts.append(" ".join(words))
+    return texts + ["Paris is the [MASK] of France.", "The [MASK] sat on the [MASK] [MASK].", "un[MASK]able, isn't it?"]

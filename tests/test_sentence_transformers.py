@@ -1,0 +1,166 @@
+"""sentence-transformers folders: their settings in hparams["sentence_transformers"] (both layouts: the hub's
+classic one and sentence-transformers 6's), folders with tokenizer.json alone, and embed with the model's own
+settings against SentenceTransformer.encode (tests/golden/pipelines/embeddings.npz, make_golden_pipelines.py)."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import task_models as tm
+from model_folder import load_model_folder
+from pipelines import embed, embedding_settings
+from task_models import model_folders  # noqa: F401  (the session fixture)
+
+GOLDEN = np.load(os.path.join(tm.GOLDEN, "embeddings.npz"))
+SETTINGS = {
+    "bge-classic": {"pooling": "cls", "normalize": True, "max_seq_length": 64, "do_lower_case": False},
+    "bge-st6": {"pooling": "cls", "normalize": True, "max_seq_length": 48, "do_lower_case": False},
+    "lowercase-max": {"pooling": "max", "normalize": False, "max_seq_length": 40, "do_lower_case": True},
+    "sqrt-len": {"pooling": "mean_sqrt_len", "normalize": True, "max_seq_length": 512, "do_lower_case": False},
+}
+
+
+def test_real_minilm_equals_sentence_transformers_encode(minilm):
+    tokenizer, hparams, params = load_model_folder(minilm)
+    assert hparams["sentence_transformers"] == {"pooling": "mean", "normalize": True, "max_seq_length": 256,
+                                                "do_lower_case": False}
+    texts = tm.embedding_texts() + tm.reviews([0])  # the golden file also has reviews([3])
+    features = embed(texts, tokenizer, params, hparams, batch_size=5, progress=False)
+    assert max(len(tokenizer.tokenize(t)) for t in texts) > 256  # the long review is cut at 256 tokens
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(features, GOLDEN["minilm"][:len(texts)], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", tm.ST_MODELS)
+def test_random_models_equal_sentence_transformers_encode(name, model_folders):
+    tokenizer, hparams, params = load_model_folder(model_folders[name])
+    assert hparams["sentence_transformers"] == SETTINGS[name]
+    features = embed(tm.embedding_texts(), tokenizer, params, hparams, batch_size=3, progress=False)
+    np.testing.assert_allclose(features, GOLDEN[name], rtol=0, atol=1e-5)
+
+
+def test_both_layouts_of_one_model_embed_alike(model_folders):
+    """The sentence-transformers 6 folder (tokenizer.json, no vocab.txt) tokenizes as the classic one."""
+    assert not os.path.exists(os.path.join(model_folders["bge-st6"], "vocab.txt"))
+    classic, st6 = load_model_folder(model_folders["bge-classic"]), load_model_folder(model_folders["bge-st6"])
+    assert classic[0].vocab == st6[0].vocab and st6[0].do_lower_case
+    texts = tm.embedding_texts()
+    assert [classic[0].tokenize(t) for t in texts] == [st6[0].tokenize(t) for t in texts]
+    np.testing.assert_array_equal(embed(texts, classic[0], classic[2], classic[1], max_length=48, progress=False),
+                                  embed(texts, st6[0], st6[2], st6[1], progress=False))
+
+
+def test_explicit_arguments_override_the_models_settings(model_folders):
+    tokenizer, hparams, params = load_model_folder(model_folders["bge-classic"])
+    assert embedding_settings(hparams) == ("cls", True, 64, False)
+    assert embedding_settings(hparams, "mean", False, 128) == ("mean", False, 128, False)
+    assert embedding_settings({"hidden_size": 8}) == ("pooler", False, 512, False)  # plain BERT: today's defaults
+    texts = tm.embedding_texts()[:4]
+    raw = embed(texts, tokenizer, params, hparams, normalize=False, progress=False)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), GOLDEN["bge-classic"][:4],
+                               rtol=0, atol=1e-5)
+    pooled = embed(texts, tokenizer, params, hparams, pooling="pooler", progress=False)
+    assert not np.allclose(pooled, GOLDEN["bge-classic"][:4], atol=0.1)
+
+
+def test_do_lower_case_lowercases_without_stripping_accents(model_folders):
+    """sentence_bert_config.json's do_lower_case lowercases the text (each character alone, as HF's tokenizers
+    do: no final sigma) before a tokenizer that keeps case and accents."""
+    tokenizer, hparams, params = load_model_folder(model_folders["lowercase-max"])
+    assert not tokenizer.do_lower_case
+    upper, lower = ["CAFÉ ΟΔΟΣ Zürich"], ["café οδοσ zürich"]
+    np.testing.assert_array_equal(embed(upper, tokenizer, params, hparams, progress=False),
+                                  embed(lower, tokenizer, params, hparams, progress=False))
+
+
+def copy_folder(model_folders, name, tmp_path):
+    return shutil.copytree(model_folders[name], tmp_path / name)
+
+
+def edit_json(path, change):
+    """Apply change (which edits in place) to the JSON in path."""
+    with open(path, encoding="utf-8") as f:
+        value = json.load(f)
+    change(value)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.insert(2, {"idx": 2, "path": "2_Dense", "type": "sentence_transformers.models.Dense"}),
+     "module sentence_transformers.models.Dense is not supported: numpy-bert runs sentence-transformers' "
+     "Transformer, Pooling and Normalize modules"),
+    (lambda m: m.reverse(), "modules Normalize -> Pooling -> Transformer are not supported"),
+    (lambda m: m[0].update(path="0_BERT"), r"the model in a subfolder \(0_BERT\) is not supported"),
+])
+def test_modules_numpy_bert_cannot_run_are_named(change, message, model_folders, tmp_path):
+    folder = copy_folder(model_folders, "bge-classic", tmp_path)
+    edit_json(folder / "modules.json", change)
+    with pytest.raises(ValueError, match=message):
+        load_model_folder(folder)
+
+
+@pytest.mark.parametrize("pooling, message", [
+    ({"pooling_mode": "weightedmean"}, "pooling 'weightedmean' is not supported; numpy-bert has cls, mean, max, "
+                                       "mean_sqrt_len_tokens"),
+    ({"pooling_mode": ["cls", "mean"]}, r"several poolings at once \(cls, mean\) are not supported"),
+    ({"pooling_mode_cls_token": True, "pooling_mode_max_tokens": True}, "several poolings at once"),
+])
+def test_poolings_numpy_bert_lacks_are_named(pooling, message, model_folders, tmp_path):
+    folder = copy_folder(model_folders, "bge-classic", tmp_path)
+    tm.write_json(str(folder / "1_Pooling" / "config.json"), pooling)
+    with pytest.raises(ValueError, match=message):
+        load_model_folder(folder)
+
+
+def test_pooling_config_without_a_mode_is_mean_as_in_sentence_transformers(model_folders, tmp_path):
+    folder = copy_folder(model_folders, "bge-classic", tmp_path)
+    tm.write_json(str(folder / "1_Pooling" / "config.json"), {"word_embedding_dimension": 32})
+    assert load_model_folder(folder)[1]["sentence_transformers"]["pooling"] == "mean"
+
+
+def test_a_missing_pooling_config_is_named(model_folders, tmp_path):
+    folder = copy_folder(model_folders, "bge-classic", tmp_path)
+    os.remove(folder / "1_Pooling" / "config.json")
+    with pytest.raises(FileNotFoundError, match=r"bge-classic needs config.json, vocab.txt or tokenizer.json and "
+                                                r"model.safetensors or pytorch_model.bin, 1_Pooling/config.json"):
+        load_model_folder(folder)
+
+
+def test_a_cross_encoder_saved_by_sentence_transformers_6_is_a_plain_classifier(model_folders, tmp_path):
+    """sentence-transformers 6 saves a CrossEncoder with a modules.json of one Transformer module."""
+    folder = shutil.copytree(model_folders["reranker"], tmp_path / "reranker")
+    tm.write_json(str(folder / "modules.json"), [{"idx": 0, "name": "0", "path": "", "type": tm.ST6["Transformer"]}])
+    _, hparams, params = load_model_folder(folder)
+    assert "sentence_transformers" not in hparams and "classifier" in params
+
+
+def test_tokenizer_json_alone_gives_vocabulary_and_casing(model_folders, tmp_path):
+    """A BERT folder with tokenizer.json but no vocab.txt loads: lowercasing from tokenizer_config.json's
+    do_lower_case when it says, else from tokenizer.json's normalizer (as transformers does)."""
+    folder = shutil.copytree(model_folders["bge-st6"], tmp_path / "cased")
+    for name in ("modules.json", "tokenizer_config.json"):
+        os.remove(folder / name)
+    edit_json(folder / "tokenizer.json", lambda t: t["normalizer"].update(lowercase=False))
+    tokenizer, hparams, _ = load_model_folder(folder)
+    assert not tokenizer.do_lower_case and "sentence_transformers" not in hparams
+    assert tokenizer.tokenize("Hello") == ["[UNK]"] and len(tokenizer.vocab) == 30522
+    tm.write_json(str(folder / "tokenizer_config.json"), {"do_lower_case": True})
+    assert load_model_folder(folder)[0].tokenize("Hello") == ["hello"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t["model"].update(type="BPE"), "holds no WordPiece vocabulary: it is not a BERT tokenizer"),
+    (lambda t: t["normalizer"].update(type="NFC"), "normalizer 'NFC' is not supported"),
+    (lambda t: t["normalizer"].update(strip_accents=False), "lowercase=True with strip_accents=False is not "
+                                                            "supported"),
+    (lambda t: t["model"]["vocab"].pop("[SEP]"), r"lacks the special token\(s\) \[SEP\]"),
+])
+def test_tokenizer_json_that_is_not_berts_is_named(change, message, model_folders, tmp_path):
+    folder = shutil.copytree(model_folders["bge-st6"], tmp_path / "odd")
+    os.remove(folder / "tokenizer_config.json")
+    edit_json(folder / "tokenizer.json", change)
+    with pytest.raises(ValueError, match=message):
+        load_model_folder(folder)
