@@ -99,18 +99,47 @@ def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     return layer_norm(x, p["ln"], eps, out=x)
 
 
-def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, L, H]
-    """Multi-head scaled dot-product self-attention: softmax(Q K^T / sqrt(D) + mask) V, all heads at once."""
+SCORES_PER_BLOCK = 2 ** 16  # 64 Ki float32 scores = 256 KiB: a block's scores stay in L2 from QK^T to the product with V
+
+
+def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]
+    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, all heads at once,
+    for a cache-sized block of sequences and query rows at a time: the block's scores [b, A, r, L] stay in
+    the L2 cache from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at
+    once would go out to memory and back at every step. n_queries: only the first Lq = n_queries positions
+    ask (the keys and values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
     B, L, H = x.shape
     D = H // n_head
-    qkv = dense(x, p["qkv"]).reshape(B, L, 3, n_head, D).transpose(2, 0, 3, 1, 4)  # [3, B, A, L, D]
-    q, k, v = qkv
-    scores = (q * np.float32(1 / np.sqrt(D))) @ k.transpose(0, 1, 3, 2)  # [B, A, L, L]
-    if mask_bias is not None:  # padded keys get a large negative score: zero weight after the softmax
-        scores += mask_bias
-    context = softmax(scores, out=scores) @ v  # [B, A, L, D]
-    context = context.transpose(0, 2, 1, 3).reshape(B, L, H)  # heads side by side again
-    return dense(context, p["proj"])
+    Lq = L if n_queries is None else n_queries
+    qkv = dense(x, p["qkv"]).reshape(B, L, 3, n_head, D)
+    context = np.empty((B, Lq, n_head, D), dtype=np.float32)  # the heads side by side, as the output projection takes them
+    n_seqs, n_rows = attention_block(B, Lq, L, n_head)
+    for b in range(0, B, n_seqs):
+        q, k, v = heads(qkv[b:b + n_seqs], Lq, D)
+        for r in range(0, Lq, n_rows):
+            scores = q[:, :, r:r + n_rows] @ k  # [b, A, r, L]
+            if mask_bias is not None:  # padded keys get a large negative score: zero weight after the softmax
+                scores += mask_bias[b:b + n_seqs]
+            scores -= scores.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
+            weights = np.exp(scores, out=scores)  # the softmax before its division by the row sums...
+            out = context[b:b + n_seqs, r:r + n_rows].transpose(0, 2, 1, 3)  # [b, A, r, D]
+            np.matmul(weights, v, out=out)
+            out /= weights.sum(axis=-1, keepdims=True)  # ...done here, on D values a row instead of L
+    return dense(context.reshape(B, Lq, H), p["proj"])
+
+
+def attention_block(B, Lq, L, n_head):
+    """(sequences, query rows) of one attention block: as many as keep its scores within SCORES_PER_BLOCK."""
+    rows = max(1, min(Lq, SCORES_PER_BLOCK // (n_head * L)))
+    return max(1, min(B, SCORES_PER_BLOCK // (n_head * rows * L))), rows
+
+
+def heads(qkv, Lq, D):  # [b, L, 3, A, D] -> Q [b, A, Lq, D] / sqrt(D), K^T [b, A, D, L], V [b, A, L, D]
+    """Each head's queries (scaled), keys (transposed) and values, contiguous for the matrix products."""
+    q = np.multiply(qkv[:, :Lq, 0].transpose(0, 2, 1, 3), np.float32(1 / np.sqrt(D)))
+    k = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 3, 1))
+    v = np.ascontiguousarray(qkv[:, :, 2].transpose(0, 2, 1, 3))
+    return q, k, v
 
 
 ROWS_PER_BLOCK = 32  # 32 rows x 3072 float32 = 384 KiB: the activation's temporaries stay in a 1 MiB L2 cache
@@ -126,12 +155,15 @@ def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
     return dense(h.reshape(*x.shape[:-1], h.shape[-1]), p["proj"])
 
 
-def encoder_layer(x, mask_bias, block, n_head, activation, eps):  # [B, L, H] -> [B, L, H]
-    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x))."""
-    x = x + attention(x, mask_bias, block["attn"], n_head)
-    x = layer_norm(x, block["ln_1"], eps, out=x)
-    y = x + feed_forward(x, block["ffn"], activation)
-    return layer_norm(y, block["ln_2"], eps, out=y)
+def encoder_layer(x, mask_bias, block, n_head, activation, eps, n_queries=None):  # [B, L, H] -> [B, Lq, H]
+    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x)).
+    n_queries: only the first n_queries positions come out (see attention)."""
+    y = attention(x, mask_bias, block["attn"], n_head, n_queries)
+    y += x[:, :y.shape[1]]
+    y = layer_norm(y, block["ln_1"], eps, out=y)
+    z = feed_forward(y, block["ffn"], activation)
+    z += y
+    return layer_norm(z, block["ln_2"], eps, out=z)
 
 
 def pooler(x, p):  # [B, L, H] -> [B, H]
@@ -139,10 +171,12 @@ def pooler(x, p):  # [B, L, H] -> [B, H]
     return np.tanh(dense(x[:, 0], p))
 
 
-def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
+def bert(input_ids, segment_ids, params, hparams, attention_mask=None, cls_only=False):
     """The encoder. input_ids / segment_ids / attention_mask: ints [B, L] (or [L] for one sequence);
     segment_ids=None means all 0, attention_mask=None means all 1 (1 = real token, 0 = padding).
-    Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler)."""
+    Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler).
+    cls_only: the last layer computes the [CLS] position alone (its keys and values still come from every
+    token), so seq_output is [B, 1, H]: all that the pooler or a [CLS] feature needs, for less work."""
     hparams = model_config(params, hparams)
     input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
                                                                    hparams)
@@ -151,8 +185,9 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
     mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], or None when nothing is padding
         np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :])
     x = embeddings(input_ids, segment_ids, params["embeddings"], eps)
-    for block in params["blocks"]:
-        x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps)
+    for i, block in enumerate(params["blocks"], 1):
+        n_queries = 1 if cls_only and i == len(params["blocks"]) else None
+        x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps, n_queries)
     pooled = pooler(x, params["pooler"]) if "pooler" in params else None
     if single:
         return x[0], (None if pooled is None else pooled[0])

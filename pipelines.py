@@ -6,6 +6,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bert import bert, model_config
+from parallel import map_batches
 
 POOLINGS = ("pooler", "cls", "mean")
 
@@ -25,14 +26,16 @@ def token_limit(hparams, max_length=512):
 
 
 def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", max_length=512, progress=True,
-          return_n_tokens=False):
+          return_n_tokens=False, n_threads=None):
     """One float32 feature row per text, (N, H), in input order; with return_n_tokens, also each text's
     token count before truncation, [CLS] and [SEP] included, (N,) int64.
 
     pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector) or "mean" (the final token
     vectors averaged over the attention mask, as sentence-transformers does). Texts are sorted by token
     length into batches of at most batch_size (length_batches), so little padding is computed; a text
-    longer than token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]."""
+    longer than token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]. The batches run on
+    n_threads worker threads (default: one per core) with one BLAS thread each (parallel.map_batches);
+    the features are the same for any n_threads."""
     model_config(params, hparams)
     check_pooling(pooling, params)
     for name, value in (("batch_size", batch_size), ("max_length", max_length)):
@@ -44,12 +47,17 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", ma
     tokens = [tokenizer.tokenize(text) for text in texts]  # once: lengths for sorting, then the batches
     n_tokens = np.array([len(t) + 2 for t in tokens], dtype=np.int64)
     features = np.empty((len(tokens), params["embeddings"]["word"].shape[1]), dtype=np.float32)
+
+    def run(rows):
+        batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
+        seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
+                                         attention_mask=batch["attention_mask"], cls_only=pooling != "mean")
+        return _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
+
+    batches = length_batches(np.minimum(n_tokens, max_length), batch_size, hparams["hidden_size"])
     with tqdm(total=len(tokens), desc="embed", unit="text", disable=not progress) as bar:
-        for rows in length_batches(np.minimum(n_tokens, max_length), batch_size, hparams["hidden_size"]):
-            batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
-            seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
-                                             attention_mask=batch["attention_mask"])
-            features[rows] = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
+        for rows, pooled in zip(batches, map_batches(run, batches, n_threads)):
+            features[rows] = pooled
             bar.update(len(rows))
     return (features, n_tokens) if return_n_tokens else features
 
