@@ -19,17 +19,22 @@ def available_cores():
 
 
 def map_batches(fn, batches, n_threads=None):
-    """Yield fn(batch) for each batch, in order. n_threads (default: available_cores()) worker threads run
-    the calls with BLAS limited to one thread each (the limit is process-wide, and lifted when the last
-    result is out); n_threads=1 runs them in the calling thread with BLAS as it was. Stopping early, or an
-    exception in fn, cancels the calls not yet started."""
+    """Yield fn(batch) for each batch, in order, computed by n_threads worker threads (default:
+    available_cores()) with BLAS limited to one thread (process-wide, until the last result is out). With
+    n_threads=1 the calling thread computes them, on one BLAS thread too: each batch is computed the same
+    way whatever n_threads is, so the results are identical. Stopping early, or an exception in fn, cancels
+    the calls not yet started."""
     n_threads = available_cores() if n_threads is None else n_threads
-    if not isinstance(n_threads, int) or n_threads < 1:
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    if n_threads == 1:
-        yield from map(fn, batches)
-        return
+    return _map_batches(fn, batches, n_threads)
+
+
+def _map_batches(fn, batches, n_threads):
     with threadpool_limits(limits=1, user_api="blas"):
+        if n_threads == 1:
+            yield from map(fn, batches)
+            return
         pool = ThreadPoolExecutor(n_threads)
         try:
             yield from pool.map(fn, batches)
