@@ -92,7 +92,7 @@ def test_cls_only_last_layer_equals_the_full_pass():
 def test_layer_norm_over_many_blocks_and_into_a_strided_out():
     rng = np.random.default_rng(0)
     H = 48
-    x = rng.standard_normal((3, 1000, H), dtype=np.float32) * 3 + 1  # 3000 rows: three blocks of 1365 rows
+    x = rng.standard_normal((3, 1000, H), dtype=np.float32) * 3 + 1  # 3000 rows: five blocks
     p = {"g": rng.random(H, dtype=np.float32), "b": rng.random(H, dtype=np.float32)}
     x64 = x.astype(np.float64)
     expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-12) * p["g"] + p["b"]
