@@ -18,18 +18,20 @@ SGEMM = (1024, 768, 3072)  # one feed-forward product of bert-base at 8 x 128 to
 
 def machine():
     """CPU model, cores, Python, NumPy and its BLAS (name, version, kernels), e.g. for the first line of a report."""
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1] for line in f if line.startswith("model name")), platform.processor())
-    cpu = re.sub(r"\s+", " ", cpu).strip()
+    with open("/proc/cpuinfo") as f:  # the first CPU's lines "key : value"
+        info = {key.strip(): value.strip() for key, _, value in
+                (line.partition(":") for line in f.read().split("\n\n")[0].splitlines())}
+    cpu = re.sub(r"\s+", " ", info.get("model name", platform.processor()))
+    flags = info.get("flags", "").split()
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    cpu += f" (family {info.get('cpu family', '?')} model {info.get('model', '?')}, {simd})"
     try:
         from threadpoolctl import threadpool_info
         blas = next(f"{i['internal_api']} {i['version']} ({i.get('architecture') or '?'} kernels)"
                     for i in threadpool_info() if i["user_api"] == "blas")
     except (ImportError, StopIteration):
         blas = "BLAS unknown"
-    flags = open("/proc/cpuinfo").read()
-    simd = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
-    return (f"{cpu} ({simd}), {os.cpu_count()} cores; python {platform.python_version()}, "
+    return (f"{cpu}, {os.cpu_count()} cores; python {platform.python_version()}, "
             f"numpy {np.__version__} with {blas}")
 
 
