@@ -19,6 +19,7 @@ Sides whose packages are missing are skipped with a message.
 """
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import sys
@@ -166,7 +167,7 @@ def versions():
 def available_sides():
     sides = []
     for side, packages in SIDES.items():
-        missing = [p for p in packages if __import__("importlib.util").util.find_spec(p) is None]
+        missing = [p for p in packages if importlib.util.find_spec(p) is None]
         if missing:
             print(f"skipped: {side} ({', '.join(missing)} not installed; pip install -r requirements-golden.txt)")
         else:
@@ -193,7 +194,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every side (default 3)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every side (default: all cores)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for every side (default: all cores)")
     parser.add_argument("--models", default="minilm,bert-base", help="comma-separated: minilm, bert-base")
     parser.add_argument("--workloads", default="rt,imdb", help="comma-separated: rt, imdb")
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of: " + ", ".join(SIDES))
@@ -232,7 +234,8 @@ def compare(args, models, workloads, sides, tmp):
     onnx = {model: os.path.join(tmp, f"{model}.onnx") for model in models}
     if "onnxruntime" in sides:
         for model in models:
-            benchlib.run_side(script, args.threads, "--side", "export", "--folder", folders[model], "--onnx", onnx[model])
+            benchlib.run_side(script, args.threads, "--side", "export", "--folder", folders[model],
+                              "--onnx", onnx[model])
     jobs = [(model, workload, max(1, round(MODELS[model][workload] * args.fraction)))
             for model in models for workload in workloads]
     results = {(job, side): [] for job in jobs for side in sides}
