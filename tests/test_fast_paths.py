@@ -1,6 +1,7 @@
 """bert.py's speed paths against the plain computation: attention in cache-sized blocks (any block shape
 gives the unblocked result, and its scratch memory does not grow as B x A x L^2), the [CLS]-only last
-layer, layer norm a block of rows at a time."""
+layer, layer norm and the feed-forward network a block of rows at a time."""
+import math
 import os
 import tracemalloc
 
@@ -89,14 +90,29 @@ def test_cls_only_last_layer_equals_the_full_pass():
     assert one.shape == (1, seq.shape[-1]) and one_pooled.shape == pooled.shape[1:]
 
 
-def test_layer_norm_over_many_blocks_and_into_a_strided_out():
+def test_layer_norm_over_many_blocks_and_into_a_strided_out(monkeypatch):
     rng = np.random.default_rng(0)
     H = 48
-    x = rng.standard_normal((3, 1000, H), dtype=np.float32) * 3 + 1  # 3000 rows: five blocks
+    x = rng.standard_normal((3, 100, H), dtype=np.float32) * 3 + 1
     p = {"g": rng.random(H, dtype=np.float32), "b": rng.random(H, dtype=np.float32)}
     x64 = x.astype(np.float64)
     expected = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-12) * p["g"] + p["b"]
+    monkeypatch.setattr(bert, "ELEMENTS_PER_BLOCK", 7 * H)  # 300 rows: 42 blocks of 7 and one of 6
     assert np.abs(bert.layer_norm(x, p, 1e-12) - expected).max() <= 2e-6
-    strided = np.zeros((3, 1000, 2 * H), dtype=np.float32)[..., ::2]
+    strided = np.zeros((3, 100, 2 * H), dtype=np.float32)[..., ::2]
     assert bert.layer_norm(x, p, 1e-12, out=strided) is strided
     assert np.abs(strided - expected).max() <= 2e-6
+
+
+def test_feed_forward_in_chunks_and_blocks_equals_the_formula(params, monkeypatch):
+    x, _ = inputs()
+    p = params["blocks"][0]["ffn"]
+    pre = x.astype(np.float64) @ p["fc"]["w"] + p["fc"]["b"]
+    expected = pre / 2 * (1 + np.vectorize(math.erf)(pre / np.sqrt(2))) @ p["proj"]["w"] + p["proj"]["b"]
+    whole = bert.feed_forward(x, p, bert.gelu)  # 185 rows: one chunk, one block
+    monkeypatch.setattr(bert, "ROWS_PER_PRODUCT", 50)  # chunks of 50, 50, 50 and 35 rows
+    monkeypatch.setattr(bert, "ELEMENTS_PER_BLOCK", 3 * CONFIG["intermediate_size"])  # blocks of 3 rows
+    chunked = bert.feed_forward(x, p, bert.gelu)
+    assert chunked.shape == x.shape and chunked.dtype == np.float32
+    assert np.abs(chunked - whole).max() <= 1e-6
+    assert np.abs(chunked - expected).max() <= 2e-5
