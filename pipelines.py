@@ -54,7 +54,8 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling="pooler", ma
                                          attention_mask=batch["attention_mask"], cls_only=pooling != "mean")
         return _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
 
-    batches = length_batches(np.minimum(n_tokens, max_length), batch_size, hparams["hidden_size"])
+    # the longest batches first, so that the worker threads finish together
+    batches = length_batches(np.minimum(n_tokens, max_length), batch_size, hparams["hidden_size"])[::-1]
     with tqdm(total=len(tokens), desc="embed", unit="text", disable=not progress) as bar:
         for rows, pooled in zip(batches, map_batches(run, batches, n_threads)):
             features[rows] = pooled
