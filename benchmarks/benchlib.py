@@ -50,6 +50,32 @@ def flops(B, L, c):
     return c["num_hidden_layers"] * 2 * B * L * (4 * H * H + 2 * H * I + 2 * L * H)
 
 
+def matmuls_only(B, L, params, hparams):
+    """A function running the forward pass's matrix products alone, at the shapes bert.py computes them
+    (attention in its blocks, the feed-forward network in its chunks) and on the same weights, with nothing
+    between them: the time no NumPy forward pass on this BLAS can beat."""
+    import bert
+    H, I, A = hparams["hidden_size"], hparams["intermediate_size"], hparams["num_attention_heads"]
+    n_seqs, n_rows = bert.attention_block(B, L, L, A)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B * L, H), dtype=np.float32)
+    h = rng.standard_normal((min(B * L, bert.ROWS_PER_PRODUCT), I), dtype=np.float32)
+    q, v = rng.standard_normal((2, n_seqs, A, L, H // A), dtype=np.float32)
+    kt = np.ascontiguousarray(q.transpose(0, 1, 3, 2))
+    weights = rng.random((n_seqs, A, n_rows, L), dtype=np.float32)
+
+    def run():
+        for block in params["blocks"]:
+            x @ block["attn"]["qkv"]["w"]
+            for b in range(0, B, n_seqs):
+                for r in range(0, L, n_rows):
+                    q[:B - b, :, r:r + n_rows] @ kt[:B - b], weights[:B - b, :, :L - r] @ v[:B - b]
+            x @ block["attn"]["proj"]["w"]
+            for i in range(0, B * L, len(h)):
+                x[i:i + len(h)] @ block["ffn"]["fc"]["w"], h[:B * L - i] @ block["ffn"]["proj"]["w"]
+    return run
+
+
 def best_time(fn, repeats):
     fn()  # warm-up
     best = float("inf")
