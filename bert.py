@@ -139,12 +139,12 @@ def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bia
     B, L, H = x.shape
     D = H // n_head
     Lq = L if n_queries is None else n_queries
-    qkv = dense(x, p["qkv"]).reshape(B, L, 3, n_head, D)
+    xw = (x.reshape(-1, H) @ p["qkv"]["w"]).reshape(B, L, 3, n_head, D)  # x W_qkv: heads() adds the bias
     context = np.empty((B, Lq, n_head, D), dtype=np.float32)  # the heads side by side, for the output projection
     ones = np.ones(L, dtype=np.float32)
     n_seqs, n_rows = attention_block(B, Lq, L, n_head)
     for b in range(0, B, n_seqs):
-        q, k, v = heads(qkv[b:b + n_seqs], Lq, D)
+        q, k, v = heads(xw[b:b + n_seqs], p["qkv"]["b"], Lq)
         bias = None if mask_bias is None or not mask_bias[b:b + n_seqs].any() else mask_bias[b:b + n_seqs]
         for r in range(0, Lq, n_rows):
             scores = q[:, :, r:r + n_rows] @ k  # [b, A, r, L]
@@ -165,11 +165,15 @@ def attention_block(B, Lq, L, n_head):
     return max(1, min(B, SCORES_PER_BLOCK // (n_head * rows * L))), rows
 
 
-def heads(qkv, Lq, D):  # [b, L, 3, A, D] -> Q [b, A, Lq, D] / sqrt(D), K^T [b, A, D, L], V [b, A, L, D]
-    """Each head's queries (scaled), keys (transposed) and values, contiguous for the matrix products."""
-    q = np.multiply(qkv[:, :Lq, 0].transpose(0, 2, 1, 3), np.float32(1 / np.sqrt(D)))
-    k = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 3, 1))
-    v = np.ascontiguousarray(qkv[:, :, 2].transpose(0, 2, 1, 3))
+def heads(xw, bias, Lq):  # [b, L, 3, A, D], [3*A*D] -> Q [b, A, Lq, D] / sqrt(D), K^T [b, A, D, L], V [b, A, L, D]
+    """Each head's queries (scaled), keys (transposed) and values, x W + b: the bias is added as they are
+    copied into the contiguous layouts the matrix products want."""
+    D = xw.shape[-1]
+    b = bias.reshape(3, -1, 1, D)  # [3, A, 1, D]
+    q = np.add(xw[:, :Lq, 0].transpose(0, 2, 1, 3), b[0], order="C")
+    q *= np.float32(1 / np.sqrt(D))
+    k = np.add(xw[:, :, 1].transpose(0, 2, 3, 1), b[1].transpose(0, 2, 1), order="C")
+    v = np.add(xw[:, :, 2].transpose(0, 2, 1, 3), b[2], order="C")
     return q, k, v
 
 
