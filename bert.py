@@ -24,25 +24,39 @@ ERF_COEFFICIENTS = np.array([1.1283797054277296, 0.10276548192251347, -1.8438499
                              1.5895055072089011e-7], dtype=np.float32)
 
 
-def erf(x):
-    """The error function, elementwise, float32."""
-    with np.errstate(over="ignore"):  # for huge |x| the polynomial overflows to inf, and tanh(inf) = 1
+def odd_polynomial(x, coefficients):  # a new array
+    """x * P(x^2), P's coefficients lowest first, by Horner's rule in place on one temporary."""
+    with np.errstate(over="ignore"):  # for huge |x| it overflows to +-inf: the callers' limits handle that
         s = x * x
-        p = s * ERF_COEFFICIENTS[-1]  # P(s) by Horner's rule, in place
-        for c in ERF_COEFFICIENTS[-2:0:-1]:
+        p = s * coefficients[-1]
+        for c in coefficients[-2:0:-1]:
             p += c
             p *= s
-        p += ERF_COEFFICIENTS[0]
+        p += coefficients[0]
         p *= x
+    return p
+
+
+def erf(x):
+    """The error function, elementwise, float32: tanh(x P(x^2)), and tanh(+-inf) = +-1."""
+    p = odd_polynomial(x, ERF_COEFFICIENTS)
     return np.tanh(p, out=p)
 
 
+# GELU(x) = x/2 (1 + erf(z)) with z = x / sqrt(2), erf(z) = tanh(u), u = z P(z^2); and (1 + tanh(u)) / 2 =
+# 1 / (1 + exp(-2u)), where -2u = x Q(x^2) with Q(s) = -sqrt(2) P(s/2): these are Q's coefficients.
+GELU_COEFFICIENTS = (-np.sqrt(2) * ERF_COEFFICIENTS.astype(np.float64) / 2.0 ** np.arange(len(ERF_COEFFICIENTS))
+                     ).astype(np.float32)
+
+
 def gelu(x, out=None):
-    """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
-    phi = erf(x * np.float32(1 / np.sqrt(2)))
-    phi += np.float32(1)
-    phi *= np.float32(0.5)
-    return np.multiply(x, phi, out=out)
+    """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu". Computed as
+    x / (1 + exp(x Q(x^2))) (GELU_COEFFICIENTS): an exp instead of a tanh, and fewer passes over x."""
+    e = odd_polynomial(x, GELU_COEFFICIENTS)
+    with np.errstate(over="ignore"):  # very negative x: exp overflows to inf, and x / inf = -0 as GELU's limit
+        np.exp(e, out=e)
+    e += np.float32(1)
+    return np.divide(x, e, out=out)
 
 
 def gelu_tanh(x, out=None):
@@ -73,13 +87,27 @@ def dense(x, p):  # [..., n_in] -> [..., n_out]
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
+ELEMENTS_PER_BLOCK = 2 ** 16  # 256 KiB of float32: big enough to make call overheads small, small enough for L2
+
+
 def layer_norm(x, p, eps, out=None):  # over the last axis: [..., H] -> [..., H]
-    """Normalize each vector to zero mean and unit variance, then scale by g and shift by b."""
-    y = np.subtract(x, x.mean(axis=-1, keepdims=True), out=out)
-    var = np.square(y).mean(axis=-1, keepdims=True)
-    y /= np.sqrt(var + np.float32(eps))
-    y *= p["g"]
-    y += p["b"]
+    """Normalize each vector to zero mean and unit variance, then scale by g and shift by b; a cache-sized
+    block of rows at a time, so that each pass reads the block from L2 rather than from memory."""
+    if out is not None and not out.flags.c_contiguous:
+        out[...] = layer_norm(x, p, eps)
+        return out
+    H = x.shape[-1]
+    y = np.empty(x.shape, dtype=np.float32) if out is None else out
+    rows, y_rows = x.reshape(-1, H), y.reshape(-1, H)
+    n = max(1, ELEMENTS_PER_BLOCK // H)
+    for i in range(0, len(rows), n):
+        block, y_block = rows[i:i + n], y_rows[i:i + n]
+        mean = block @ np.full(H, np.float32(1 / H))  # a matrix-vector product: faster than .mean()
+        np.subtract(block, mean[:, None], out=y_block)
+        var = np.einsum("ij,ij->i", y_block, y_block) / np.float32(H)  # the mean square, without a temporary
+        y_block *= (np.float32(1) / np.sqrt(var + np.float32(eps)))[:, None]
+        y_block *= p["g"]
+        y_block += p["b"]
     return y
 
 
@@ -99,39 +127,87 @@ def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     return layer_norm(x, p["ln"], eps, out=x)
 
 
-def attention(x, mask_bias, p, n_head):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, L, H]
-    """Multi-head scaled dot-product self-attention: softmax(Q K^T / sqrt(D) + mask) V, all heads at once."""
+SCORES_PER_BLOCK = 2 ** 16  # 64 Ki float32 scores = 256 KiB: they stay in L2 from Q K^T to the product with V
+
+
+def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]
+    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, all heads at once,
+    for a cache-sized block of sequences and query rows at a time: the block's scores [b, A, r, L] stay in
+    the L2 cache from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at
+    once would go out to memory and back at every step. n_queries: only the first Lq = n_queries positions
+    ask (the keys and values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
     B, L, H = x.shape
     D = H // n_head
-    qkv = dense(x, p["qkv"]).reshape(B, L, 3, n_head, D).transpose(2, 0, 3, 1, 4)  # [3, B, A, L, D]
-    q, k, v = qkv
-    scores = (q * np.float32(1 / np.sqrt(D))) @ k.transpose(0, 1, 3, 2)  # [B, A, L, L]
-    if mask_bias is not None:  # padded keys get a large negative score: zero weight after the softmax
-        scores += mask_bias
-    context = softmax(scores, out=scores) @ v  # [B, A, L, D]
-    context = context.transpose(0, 2, 1, 3).reshape(B, L, H)  # heads side by side again
-    return dense(context, p["proj"])
+    Lq = L if n_queries is None else n_queries
+    xw = (x.reshape(-1, H) @ p["qkv"]["w"]).reshape(B, L, 3, n_head, D)  # x W_qkv: heads() adds the bias
+    context = np.empty((B, Lq, n_head, D), dtype=np.float32)  # the heads side by side, for the output projection
+    ones = np.ones(L, dtype=np.float32)
+    n_seqs, n_rows = attention_block(B, Lq, L, n_head)
+    for b in range(0, B, n_seqs):
+        q, k, v = heads(xw[b:b + n_seqs], p["qkv"]["b"], Lq)
+        bias = None if mask_bias is None or not mask_bias[b:b + n_seqs].any() else mask_bias[b:b + n_seqs]
+        for r in range(0, Lq, n_rows):
+            scores = q[:, :, r:r + n_rows] @ k  # [b, A, r, L]
+            if bias is not None:  # padded keys get a large negative score: zero weight after the softmax
+                scores += bias
+            scores -= scores.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
+            weights = np.exp(scores, out=scores)  # the softmax before its division by the row sums...
+            out = context[b:b + n_seqs, r:r + n_rows].transpose(0, 2, 1, 3)  # [b, A, r, D]
+            np.matmul(weights, v, out=out)
+            row_sums = weights @ ones  # [b, A, r]; a matrix-vector product is faster than .sum() on short rows
+            out /= row_sums[..., None]  # ...done here, on D values a row instead of L
+    return dense(context.reshape(B, Lq, H), p["proj"])
 
 
-ROWS_PER_BLOCK = 32  # 32 rows x 3072 float32 = 384 KiB: the activation's temporaries stay in a 1 MiB L2 cache
+def attention_block(B, Lq, L, n_head):
+    """(sequences, query rows) of one attention block: as many as keep its scores within SCORES_PER_BLOCK."""
+    rows = max(1, min(Lq, SCORES_PER_BLOCK // (n_head * L)))
+    return max(1, min(B, SCORES_PER_BLOCK // (n_head * rows * L))), rows
+
+
+def heads(xw, bias, Lq):  # [b, L, 3, A, D], [3*A*D] -> Q [b, A, Lq, D] / sqrt(D), K^T [b, A, D, L], V [b, A, L, D]
+    """Each head's queries (scaled), keys (transposed) and values, x W + b: the bias is added as they are
+    copied into the contiguous layouts the matrix products want."""
+    D = xw.shape[-1]
+    b = bias.reshape(3, -1, 1, D)  # [3, A, 1, D]
+    q = np.add(xw[:, :Lq, 0].transpose(0, 2, 1, 3), b[0], order="C")
+    q *= np.float32(1 / np.sqrt(D))
+    k = np.add(xw[:, :, 1].transpose(0, 2, 3, 1), b[1].transpose(0, 2, 1), order="C")
+    v = np.add(xw[:, :, 2].transpose(0, 2, 1, 3), b[2], order="C")
+    return q, k, v
+
+
+ROWS_PER_PRODUCT = 1024  # feed-forward rows per chunk: big products, and a [1024, I] intermediate that stays in L3
 
 
 def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
-    """Position-wise feed-forward network: dense -> activation -> dense."""
-    h = x.reshape(-1, x.shape[-1]) @ p["fc"]["w"]  # [B*L, I]
-    for i in range(0, len(h), ROWS_PER_BLOCK):  # bias and activation on cache-sized blocks, each pass from L2
-        block = h[i:i + ROWS_PER_BLOCK]
-        block += p["fc"]["b"]
-        activation(block, out=block)
-    return dense(h.reshape(*x.shape[:-1], h.shape[-1]), p["proj"])
+    """Position-wise feed-forward network: dense -> activation -> dense, a chunk of rows at a time (its
+    [rows, I] intermediate stays in cache and the scratch memory stays bounded), with the bias and the
+    activation on cache-sized blocks of the chunk (each pass from L2)."""
+    rows = x.reshape(-1, x.shape[-1])
+    y = np.empty_like(rows)
+    n = max(1, ELEMENTS_PER_BLOCK // p["fc"]["w"].shape[1])
+    for i in range(0, len(rows), ROWS_PER_PRODUCT):
+        h = rows[i:i + ROWS_PER_PRODUCT] @ p["fc"]["w"]  # [rows, I]
+        for j in range(0, len(h), n):
+            block = h[j:j + n]
+            block += p["fc"]["b"]
+            activation(block, out=block)
+        out = y[i:i + ROWS_PER_PRODUCT]
+        np.matmul(h, p["proj"]["w"], out=out)
+        out += p["proj"]["b"]
+    return y.reshape(x.shape)
 
 
-def encoder_layer(x, mask_bias, block, n_head, activation, eps):  # [B, L, H] -> [B, L, H]
-    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x))."""
-    x = x + attention(x, mask_bias, block["attn"], n_head)
-    x = layer_norm(x, block["ln_1"], eps, out=x)
-    y = x + feed_forward(x, block["ffn"], activation)
-    return layer_norm(y, block["ln_2"], eps, out=y)
+def encoder_layer(x, mask_bias, block, n_head, activation, eps, n_queries=None):  # [B, L, H] -> [B, Lq, H]
+    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x)).
+    n_queries: only the first n_queries positions come out (see attention)."""
+    y = attention(x, mask_bias, block["attn"], n_head, n_queries)
+    y += x[:, :y.shape[1]]
+    y = layer_norm(y, block["ln_1"], eps, out=y)
+    z = feed_forward(y, block["ffn"], activation)
+    z += y
+    return layer_norm(z, block["ln_2"], eps, out=z)
 
 
 def pooler(x, p):  # [B, L, H] -> [B, H]
@@ -139,10 +215,12 @@ def pooler(x, p):  # [B, L, H] -> [B, H]
     return np.tanh(dense(x[:, 0], p))
 
 
-def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
+def bert(input_ids, segment_ids, params, hparams, attention_mask=None, cls_only=False):
     """The encoder. input_ids / segment_ids / attention_mask: ints [B, L] (or [L] for one sequence);
     segment_ids=None means all 0, attention_mask=None means all 1 (1 = real token, 0 = padding).
-    Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler)."""
+    Returns seq_output [B, L, H] and pooled_output [B, H] (None when the checkpoint has no pooler).
+    cls_only: the last layer computes the [CLS] position alone (its keys and values still come from every
+    token), so seq_output is [B, 1, H]: all that the pooler or a [CLS] feature needs, for less work."""
     hparams = model_config(params, hparams)
     input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
                                                                    hparams)
@@ -151,8 +229,9 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None):
     mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], or None when nothing is padding
         np.where(attention_mask, np.float32(0), np.float32(-1e9))[:, None, None, :])
     x = embeddings(input_ids, segment_ids, params["embeddings"], eps)
-    for block in params["blocks"]:
-        x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps)
+    for i, block in enumerate(params["blocks"], 1):
+        n_queries = 1 if cls_only and i == len(params["blocks"]) else None
+        x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps, n_queries)
     pooled = pooler(x, params["pooler"]) if "pooler" in params else None
     if single:
         return x[0], (None if pooled is None else pooled[0])

@@ -16,6 +16,7 @@ import answer_spans
 import entities
 from bert import bert, classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
+from parallel import map_batches
 from tokenization import MASK
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
@@ -27,7 +28,7 @@ SCORE_FUNCTIONS = {"softmax": softmax, "sigmoid": lambda x: 1 / (1 + np.exp(-x))
 # --- The runner ---------------------------------------------------------------------------------------
 
 def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_length=512, batch_size=32,
-              progress=False, desc="pipeline"):
+              progress=False, desc="pipeline", cls_only=False, n_threads=None):
     """head's result for each input, in input order, from the model run over batches of similar length.
 
     tokens_a: one token list per input (as tokenizer.tokenize gives them); tokens_b: None, or the second texts
@@ -35,21 +36,28 @@ def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_len
     sorted by length into batches of at most batch_size (length_batches), so little padding is computed.
     head(seq_output [B, L, H], pooled_output [B, H] or None, batch) -> B results, one per row of the batch (an
     array with the batch axis first, or a list); batch is tokenizer.batch_encode_tokens' dict of the rows, plus
-    "rows": their input indices."""
+    "rows": their input indices. cls_only: the head reads only [CLS] (seq_output is [B, 1, H], see bert).
+    The batches, longest first, run on n_threads worker threads (default: one per core) with one BLAS thread
+    each (parallel.map_batches), the head included; the results are the same for any n_threads."""
     check_positive("batch_size", batch_size)
     n_special = 2 if tokens_b is None else 3
     lengths = [min(len(a) + n_special + (0 if tokens_b is None else len(tokens_b[i])), max_length)
                for i, a in enumerate(tokens_a)]
+
+    def run(rows):
+        batch = tokenizer.batch_encode_tokens([tokens_a[i] for i in rows],
+                                              None if tokens_b is None else [tokens_b[i] for i in rows],
+                                              max_length=max_length)
+        batch["rows"] = rows
+        seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
+                                         attention_mask=batch["attention_mask"], cls_only=cls_only)
+        return head(seq_output, pooled_output, batch)
+
     results = [None] * len(tokens_a)
+    batches = length_batches(lengths, batch_size, hparams["hidden_size"])[::-1]  # so the threads finish together
     with tqdm(total=len(tokens_a), desc=desc, unit="text", disable=not progress) as bar:
-        for rows in length_batches(lengths, batch_size, hparams["hidden_size"]):
-            batch = tokenizer.batch_encode_tokens([tokens_a[i] for i in rows],
-                                                  None if tokens_b is None else [tokens_b[i] for i in rows],
-                                                  max_length=max_length)
-            batch["rows"] = rows
-            seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
-                                             attention_mask=batch["attention_mask"])
-            for i, result in zip(rows, head(seq_output, pooled_output, batch)):
+        for rows, outputs in zip(batches, map_batches(run, batches, n_threads)):
+            for i, result in zip(rows, outputs):
                 results[i] = result
             bar.update(len(rows))
     return results
@@ -89,7 +97,7 @@ def token_limit(hparams, max_length=512):
 # --- Sentence features ----------------------------------------------------------------------------------
 
 def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
-          progress=True, return_n_tokens=False):
+          progress=True, return_n_tokens=False, n_threads=None):
     """One float32 feature row per text, (N, H), in input order; with return_n_tokens, also each text's
     token count before truncation, [CLS] and [SEP] included, (N,) int64.
 
@@ -99,7 +107,8 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     None (the default) for pooling, normalize and max_length means the model's own setting: a
     sentence-transformers folder's (hparams["sentence_transformers"], whose do_lower_case also lowercases the
     texts first), else PLAIN_BERT's (pooler output, not normalized, 512 tokens). A text longer than
-    token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]."""
+    token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]. n_threads: see run_model (the
+    features are the same for any n_threads)."""
     model_config(params, hparams)
     pooling, normalize, max_length, lower = embedding_settings(hparams, pooling, normalize, max_length)
     check_pooling(pooling, params)
@@ -117,7 +126,7 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
         return features
 
     rows = run_model(tokenizer, params, hparams, head, tokens, None, token_limit(hparams, max_length), batch_size,
-                     progress, desc="embed")
+                     progress, desc="embed", cls_only=pooling in ("pooler", "cls"), n_threads=n_threads)
     features = np.stack(rows) if rows else np.empty((0, params["embeddings"]["word"].shape[1]), np.float32)
     return (features, n_tokens) if return_n_tokens else features
 
@@ -186,7 +195,7 @@ def text_classification(texts, tokenizer, params, hparams, text_pairs=None, top_
     logits = run_model(tokenizer, params, hparams, lambda seq, pooled, batch: classifier_head(pooled, params),
                        [tokenizer.tokenize(t) for t in texts],
                        None if text_pairs is None else [tokenizer.tokenize(t) for t in text_pairs],
-                       token_limit(hparams), batch_size, progress, desc="text-classification")
+                       token_limit(hparams), batch_size, progress, desc="text-classification", cls_only=True)
     results = []
     for scores in SCORE_FUNCTIONS[function_to_apply](np.array(logits, dtype=np.float32)):
         order = sorted(range(len(labels)), key=lambda i: -scores[i])[:top_k]

@@ -1,12 +1,13 @@
 """pipelines.embed on the real all-MiniLM-L6-v2 against sentence-transformers / HF transformers
 (tests/golden/minilm_embed.npz, written by tests/make_golden_embed.py), with the poolings given explicitly and
 without the model's normalization (test_sentence_transformers.py checks embed with the model's own settings)."""
+import csv
 import os
 
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_DIR
+from conftest import GOLDEN_DIR, SHARED_DATA
 from pipelines import embed
 from utils import load_tokenizer_hparams_and_params
 
@@ -106,3 +107,20 @@ def test_embed_tells_each_texts_token_count_before_truncation(model):
     assert n_tokens.dtype == np.int64 and n_tokens.tolist() == [len(tokenizer.tokenize(t)) + 2 for t in texts]
     assert n_tokens.tolist() == [4, 602, 2]
     np.testing.assert_array_equal(features, embed(texts, *model, pooling="mean", max_length=128, progress=False))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_worker_threads_give_exactly_the_single_threaded_features(model, pooling):
+    """Real texts of mixed length in batches of 3: each batch runs on one BLAS thread whatever n_threads is."""
+    with open(os.path.join(SHARED_DATA, "rt_polarity_sample.csv"), encoding="utf-8") as f:
+        texts = [row["text"] for row in csv.DictReader(f)][:10]
+    with open(os.path.join(SHARED_DATA, "imdb_sample.csv"), encoding="utf-8") as f:
+        texts += [row["text"] for row in csv.DictReader(f)][:2]
+    one = embed(texts, *model, batch_size=3, pooling=pooling, max_length=64, progress=False, n_threads=1)
+    threaded = embed(texts, *model, batch_size=3, pooling=pooling, max_length=64, progress=False, n_threads=3)
+    np.testing.assert_array_equal(threaded, one)
+
+
+def test_a_bad_thread_count_is_named(model):
+    with pytest.raises(ValueError, match="n_threads must be a positive integer or None, got 0"):
+        embed(TEXTS, *model, n_threads=0, progress=False)

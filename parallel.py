@@ -1,0 +1,42 @@
+"""Running a function over batches on worker threads, one BLAS thread each, so that every core computes.
+
+A forward pass alternates matrix products (BLAS spreads each over the cores) with element-wise work (NumPy
+runs it on one core while the others wait). With one worker thread per core and BLAS held to one thread,
+each core runs its own batch, element-wise work included: NumPy releases the GIL inside matrix products and
+ufuncs, so the threads run at once.
+
+    for result in map_batches(fn, batches, n_threads=2):   # fn(batch) for each batch, in order
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from threadpoolctl import threadpool_limits
+
+
+def available_cores():
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def map_batches(fn, batches, n_threads=None):
+    """Yield fn(batch) for each batch, in order, computed by n_threads worker threads (default:
+    available_cores()) with BLAS limited to one thread (process-wide, until the last result is out). With
+    n_threads=1 the calling thread computes them, on one BLAS thread too: each batch is computed the same
+    way whatever n_threads is, so the results are identical. Stopping early, or an exception in fn, cancels
+    the calls not yet started."""
+    n_threads = available_cores() if n_threads is None else n_threads
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    return _map_batches(fn, batches, n_threads)
+
+
+def _map_batches(fn, batches, n_threads):
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_threads == 1:
+            yield from map(fn, batches)
+            return
+        pool = ThreadPoolExecutor(n_threads)
+        try:
+            yield from pool.map(fn, batches)
+        finally:
+            pool.shutdown(cancel_futures=True)

@@ -1,0 +1,68 @@
+"""parallel.map_batches: results in order, calls on several threads at once with one BLAS thread each,
+errors and early stops cancel the rest, the BLAS limit is lifted afterwards."""
+import threading
+import time
+
+import pytest
+from threadpoolctl import threadpool_info
+
+from parallel import available_cores, map_batches
+
+
+def blas_threads():
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 5])
+def test_results_come_in_input_order(n_threads):
+    def slow_square(x):
+        time.sleep(0.002 * (x % 3))  # later batches often finish first
+        return x * x
+    assert list(map_batches(slow_square, range(20), n_threads)) == [x * x for x in range(20)]
+
+
+def test_workers_run_at_once_on_one_blas_thread_each():
+    before = blas_threads()
+    both_running = threading.Barrier(2, timeout=10)  # breaks (and the test fails) unless 2 calls overlap
+
+    def work(batch):
+        both_running.wait()
+        return threading.get_ident(), blas_threads()
+    results = list(map_batches(work, [0, 1], n_threads=2))
+    assert len({ident for ident, _ in results}) == 2
+    assert all(threads == [1] * len(before) for _, threads in results)
+    assert blas_threads() == before  # lifted when the last result is out
+    assert list(map_batches(lambda batch: blas_threads(), [0], n_threads=1)) == [[1] * len(before)]
+
+
+def test_an_error_stops_the_batches_not_yet_started():
+    started = []
+
+    def fail_on_two(x):
+        started.append(x)
+        if x == 2:
+            raise RuntimeError("batch 2 failed")
+        time.sleep(0.05)
+        return x
+    with pytest.raises(RuntimeError, match="batch 2 failed"):
+        list(map_batches(fail_on_two, range(100), n_threads=2))
+    assert len(started) < 10
+
+
+def test_stopping_early_cancels_the_rest():
+    started = []
+    results = map_batches(lambda x: started.append(x) or time.sleep(0.05), range(100), n_threads=2)
+    next(results)
+    results.close()
+    assert len(started) < 10
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "2", True])
+def test_bad_thread_counts_are_named_before_any_work(bad):
+    with pytest.raises(ValueError, match=f"n_threads must be a positive integer or None, got {bad!r}"):
+        map_batches(pytest.fail, [1], bad)
+
+
+def test_default_is_every_available_core():
+    assert available_cores() >= 1
+    assert list(map_batches(lambda x: x + 1, [1, 2, 3])) == [2, 3, 4]
