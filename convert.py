@@ -85,3 +85,9 @@ def to_state_dict(params):
         if head in params:
             dense(("bert." if head == "pooler" else "") + prefix, params[head])
     return {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()}
+
+
+def layer_count(state):
+    """The number of encoder layers in a checkpoint: one more than the highest encoder.layer.N it names."""
+    found = [int(m[1]) for m in map(re.compile(r"^(?:bert\.)?encoder\.layer\.(\d+)\.").match, state) if m]
+    return max(found) + 1 if found else 0

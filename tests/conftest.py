@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
+from review_data import SHARED_DATA, sample_path  # noqa: F401 (SHARED_DATA: ../shared/data, for other modules)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
-SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
 def minilm_dir():
@@ -34,3 +35,13 @@ def flat(params, prefix=""):
 @pytest.fixture(scope="session")
 def minilm():
     return minilm_dir()
+
+
+@pytest.fixture(scope="session")
+def rt_polarity():
+    """Path of rt_polarity_sample.csv (review_data.py): 2,000 real review sentences, 1,000 of each label. A test
+    that needs it fails with one line when it is neither in ../shared/data nor buildable from the hub."""
+    try:
+        return sample_path("rt_polarity_sample.csv")
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
