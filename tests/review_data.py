@@ -51,12 +51,11 @@ def read_source(source):
     which fails in seconds where datasets would retry for half a minute."""
     import datasets
     if not os.path.isdir(source) and not datasets.config.HF_HUB_OFFLINE:
-        import huggingface_hub.constants
         import requests
         try:
-            requests.head(huggingface_hub.constants.ENDPOINT, timeout=10)
+            requests.head(datasets.config.HF_ENDPOINT, timeout=10)
         except requests.RequestException as e:
-            raise ConnectionError(f"{huggingface_hub.constants.ENDPOINT} does not answer: {type(e).__name__}") from None
+            raise ConnectionError(f"{datasets.config.HF_ENDPOINT} does not answer: {type(e).__name__}") from None
     datasets.disable_progress_bars()
     train = datasets.load_dataset(source, split="train")
     return train["text"], train["label"]

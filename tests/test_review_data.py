@@ -4,7 +4,6 @@ import csv
 import os
 
 import datasets.config
-import huggingface_hub.constants
 import pytest
 
 import review_data
@@ -73,7 +72,7 @@ def test_too_few_texts_of_a_label(tmp_path, no_shared):
 
 def test_neither_the_shared_file_nor_the_hub_is_one_error_saying_both_ways(no_shared, monkeypatch):
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", endpoint)
     with pytest.raises(FileNotFoundError) as info:
         review_data.sample_path("imdb_sample.csv", shared=no_shared)
     assert str(info.value) == (
