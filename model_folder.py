@@ -36,7 +36,7 @@ def load_model_folder(folder, name=None):
     lower = tokenizer_config.get("do_lower_case", "uncased" in name or "cased" not in name)
     tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=bool(lower))
     weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
-    check_vocab(os.path.join(folder, "vocab.txt"), tokenizer, config, hparams)
+    check_config_and_vocab(config, hparams, os.path.join(folder, "vocab.txt"), tokenizer)
     state = read_safetensors(weights) if weights.endswith(".safetensors") else read_torch_checkpoint(weights)
     return tokenizer, hparams, params_agreeing(state, weights, config, hparams)
 
@@ -58,7 +58,7 @@ def read_config(path):
 # A vocab.txt, config.json or weights file from another model would otherwise fail deep in the forward pass,
 # or silently give wrong answers.
 
-def check_vocab(path, tokenizer, config, hparams):
+def check_config_and_vocab(config, hparams, vocab, tokenizer):
     """A ValueError unless config.json's heads divide its hidden size and every id of vocab.txt is below its
     vocab_size. A vocab.txt with fewer entries than vocab_size is fine: some checkpoints (dbmdz's Italian BERTs,
     NVIDIA's, padded to a multiple of 8) keep spare embedding rows."""
@@ -67,7 +67,7 @@ def check_vocab(path, tokenizer, config, hparams):
                          f"num_attention_heads {hparams['num_attention_heads']}")
     n_entries = max(tokenizer.vocab.values()) + 1  # a token's id is its line number
     if n_entries > hparams["vocab_size"]:
-        raise ValueError(f"{path} has {n_entries} entries but {config} says vocab_size {hparams['vocab_size']}: "
+        raise ValueError(f"{vocab} has {n_entries} entries but {config} says vocab_size {hparams['vocab_size']}: "
                          "is the vocab.txt from another model?")
 
 
@@ -75,11 +75,11 @@ def params_agreeing(state, weights, config, hparams):
     """to_params(state) after checking that its layers and every array's shape match config.json; a ValueError
     naming both files and the first mismatch otherwise."""
     n_layers = layer_count(state)
-    if n_layers != hparams["num_hidden_layers"]:
+    if n_layers and n_layers != hparams["num_hidden_layers"]:  # none at all: to_params says what is missing
         raise ValueError(f"{weights} has {n_layers} encoder layers but {config} says num_hidden_layers "
                          f"{hparams['num_hidden_layers']}: are they from the same model?")
     try:
-        params = to_params(state, n_layers)
+        params = to_params(state, hparams["num_hidden_layers"])
     except ValueError as e:
         raise ValueError(f"{weights}: {e}") from None
     for path, array, expected, sizes in _shapes(params, hparams):

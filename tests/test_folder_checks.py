@@ -6,12 +6,14 @@ import shutil
 
 import pytest
 
+import checkpoint
 import model_folder
 import utils
 from conftest import GOLDEN_DIR, minilm_dir
 from scripts import assert_one_line_error, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")  # 2 layers, hidden 64, 4 heads, intermediate 128, 64 positions
+KEY = "bert.encoder.layer.0.attention.self.key.weight"
 
 
 def tiny_copy(tmp_path, vocab=None, **config_changes):
@@ -71,6 +73,20 @@ def test_a_layer_count_that_the_weights_do_not_have(tmp_path, layers):
     folder = tiny_copy(tmp_path, num_hidden_layers=layers)
     assert refusal(folder) == (f"{folder / 'model.safetensors'} has 2 encoder layers but {folder / 'config.json'} "
                                f"says num_hidden_layers {layers}: are they from the same model?")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda state: {k.replace("bert.", "roberta."): v for k, v in state.items()},
+     "the checkpoint has no embeddings.word_embeddings.weight: is it a BERT checkpoint?"),
+    (lambda state: {**state, KEY: state[KEY][:, :32]},
+     "encoder.layer.0.attention.self: the query, key and value weights differ in shape ((64, 64), (64, 32), (64, 64))"),
+], ids=["not-bert", "key-cut"])
+def test_weights_that_are_not_a_bert_layout(tmp_path, change, message):
+    folder = tiny_copy(tmp_path)
+    os.remove(folder / "model.safetensors")
+    checkpoint.write_safetensors(folder / "model.safetensors",
+                                 change(checkpoint.read_safetensors(os.path.join(TINY, "model.safetensors"))))
+    assert refusal(folder) == f"{folder / 'model.safetensors'}: {message}"
 
 
 def test_heads_that_do_not_divide_the_hidden_size(tmp_path):
