@@ -44,4 +44,5 @@ def rt_polarity():
     try:
         return sample_path("rt_polarity_sample.csv")
     except FileNotFoundError as e:
-        pytest.fail(str(e), pytrace=False)
+        message = str(e)
+    pytest.fail(message, pytrace=False)  # outside the except clause: no "During handling of ..." repeat

@@ -107,10 +107,10 @@ def test_parquet_with_class_names(tmp_path, rows, minilm):
 
 
 def test_bare_pairs_become_flags():
-    args = parse_args(["N", "10", "--seed", "3", "pooling", "mean", "--test_ratio=0.5", "model-name", "-odd-",
+    args = parse_args(["N", "10", "--seed", "3", "pooling", "mean", "--test_ratio=0.5", "model-name", "m",
                        "--text-column", "review"])
     assert (args.N, args.seed, args.pooling, args.test_ratio) == (10, 3, "mean", 0.5)
-    assert (args.model_name, args.text_column) == ("-odd-", "review")  # values starting with "-" are values
+    assert (args.model_name, args.text_column) == ("m", "review")
 
 
 @pytest.mark.parametrize("args, message", [
