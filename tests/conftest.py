@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
+from review_data import SHARED_DATA, sample_path  # noqa: F401 (SHARED_DATA: ../shared/data, for other modules)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
-SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
 def minilm_dir():
@@ -34,3 +35,25 @@ def flat(params, prefix=""):
 @pytest.fixture(scope="session")
 def minilm():
     return minilm_dir()
+
+
+def review_sample(name):
+    """Path of a review sample (review_data.py); a test that needs it fails with one line when it is neither in
+    ../shared/data nor buildable from the hub."""
+    try:
+        return sample_path(name)
+    except FileNotFoundError as e:
+        message = str(e)
+    pytest.fail(message, pytrace=False)  # outside the except clause: no "During handling of ..." repeat
+
+
+@pytest.fixture(scope="session")
+def rt_polarity():
+    """rt_polarity_sample.csv: 2,000 real review sentences, 1,000 of each label."""
+    return review_sample("rt_polarity_sample.csv")
+
+
+@pytest.fixture(scope="session")
+def imdb():
+    """imdb_sample.csv: 2,000 real IMDB reviews (long, with <br /> markup)."""
+    return review_sample("imdb_sample.csv")

