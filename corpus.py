@@ -11,6 +11,7 @@ row number counts over all inputs in the order given), leaving out empty texts a
 The engines (embed_local here, corpus_ray.embed_ray) turn parts into embeddings and keep no more than a few
 parts in memory.
 """
+import collections
 import concurrent.futures
 import dataclasses
 import datetime
@@ -119,7 +120,7 @@ def scan(names, text_column, id_column, rows_per_shard):
     columns = [text_column] + ([id_column] if id_column else [])
     options = {"--text_column": text_column, **({"--id_column": id_column} if id_column else {})}
     key_types, rows = {}, 0
-    empty, examples = [], []
+    empty, examples = collections.Counter(), []  # empty texts per shard; the first few empty rows
     for name in names:
         if not data.is_hub_dataset(name):
             data.check_file(name)
@@ -127,17 +128,16 @@ def scan(names, text_column, id_column, rows_per_shard):
         types = {text_column: pa.string()}
         kind, seen = _id_reading(name, id_column, types)
         for table in data.iter_tables(name, columns, types):
-            is_empty = _empty(table[text_column]).to_numpy(zero_copy_only=False)
-            empty.append(np.flatnonzero(is_empty) + rows)
-            examples.extend(empty[-1][:3 - len(examples)].tolist())
+            empty_rows = np.flatnonzero(_empty(table[text_column]).to_numpy(zero_copy_only=False)) + rows
+            empty.update(dict(zip(*np.unique(empty_rows // rows_per_shard, return_counts=True))))
+            examples.extend(empty_rows[:3 - len(examples)].tolist())
             seen = _note_id_type(seen, kind, table, id_column, name)
             rows += table.num_rows
         if id_column:
             key_types[name] = _settle_id_type(kind, seen)
     if not rows:
         raise ValueError("the inputs have no rows")
-    empty = np.concatenate(empty)
-    if len(empty) == rows:
+    if empty.total() == rows:
         raise ValueError(f"every one of the {rows} rows has an empty {text_column!r}: nothing to embed")
     types = {text_column: pa.string()}
     if id_column:
@@ -145,9 +145,9 @@ def scan(names, text_column, id_column, rows_per_shard):
             listed = ", ".join(f"{t} in {os.path.basename(n)}" for n, t in key_types.items())
             raise ValueError(f"the id column {id_column!r} holds {listed}: make it one type in every input")
         types[id_column] = next(iter(key_types.values()))
-    n_shards = -(-rows // rows_per_shard)
-    return Corpus(names, columns, types, id_column or "row", rows, rows_per_shard,
-                  np.bincount(empty // rows_per_shard, minlength=n_shards), examples)
+    empty_per_shard = np.zeros(-(-rows // rows_per_shard), dtype=np.int64)
+    empty_per_shard[list(empty)] = list(empty.values())
+    return Corpus(names, columns, types, id_column or "row", rows, rows_per_shard, empty_per_shard, examples)
 
 
 def _empty(texts):

@@ -93,7 +93,7 @@ def run(args):
                     rows_skipped=int(found.empty_per_shard.sum()), shards=len(expected))
     with shards.OutputFolder(args.output, manifest, expected, found.key_type) as output:
         done_before = len(output.done)
-        with tqdm(total=int(expected.sum()), initial=int(expected[output.done].sum()), unit="text",
+        with tqdm(total=int(expected.sum()), initial=int(expected[output.done].sum()), unit="row",
                   desc="embed", smoothing=0.1) as bar:
             assembler = shards.Assembler(output, args.rows_per_shard, bar.update)
             assembler.start()

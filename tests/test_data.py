@@ -5,6 +5,7 @@ import json
 import os
 import socket
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,6 +17,11 @@ from conftest import GOLDEN_DIR, SHARED_DATA
 from scripts import assert_one_line_error, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
+
+
+@pytest.fixture(autouse=True)
+def datasets_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """embed_corpus.py end to end on real movie reviews: the Parquet folder it writes, resuming, refusing to mix
 settings, bad inputs, and the Ray engine on a local Ray instance."""
 import csv
+import fcntl
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +23,12 @@ from pipelines import embed
 from utils import load_tokenizer_hparams_and_params
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
+
+
+@pytest.fixture(autouse=True)
+def datasets_cache(tmp_path, monkeypatch):
+    """datasets' cache for local data files and dataset folders, per test."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
 
 
 def read_reviews(name, n):
@@ -112,6 +120,18 @@ def test_row_numbers_integer_ids_and_parquet_input(tmp_path, sentences):
     assert by_id.schema.field("n").type == pa.int64() and by_id["n"].to_pylist() == list(range(80))
     features, _ = expected_embeddings(TINY, sentences[:80], "pooler", False)
     assert np.abs(embeddings(by_id) - features).max() < 1e-5
+
+
+def test_a_dataset_folder_read_by_datasets(tmp_path, sentences):
+    """A name that is not a file goes to datasets.load_dataset (a hub dataset, or a local dataset folder)."""
+    os.makedirs(tmp_path / "reviews")
+    pd.DataFrame({"text": sentences[:40], "n": range(40)}).to_csv(tmp_path / "reviews" / "train.csv", index=False)
+    assert run(tmp_path / "reviews", "--output", tmp_path / "out", "--model_name", TINY, "--id_column", "n")[0] == 0
+    table = read_folder(tmp_path / "out")
+    assert table["n"].to_pylist() == list(range(40))
+    assert np.abs(embeddings(table) - expected_embeddings(TINY, sentences[:40], "pooler", False)[0]).max() < 1e-5
+    inputs = json.loads((tmp_path / "out" / "_manifest.json").read_text())["inputs"]
+    assert inputs[0]["name"] == str(tmp_path / "reviews") and len(inputs[0]["fingerprint"]) == 16
 
 
 def test_resume_after_max_shards_gives_the_rows_of_an_uninterrupted_run(tmp_path, long_reviews, capsys):
@@ -207,6 +227,13 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, sentences):
     code, _ = run(good, "--output", tmp_path / "file", "--model_name", TINY)
     assert code == f"error: --output {tmp_path / 'file'} is a file: give a folder (it is created if needed)"
     os.makedirs(out)
+    held = os.open(out, os.O_RDONLY)  # a run in progress holds the folder's lock
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _ = run(good, "--output", out, "--model_name", TINY)
+    finally:
+        os.close(held)
+    assert code == f"error: another run is writing into {out}: wait for it to finish"
     (out / "notes.txt").write_text("mine")
     code, _ = run(good, "--output", out, "--model_name", TINY)
     assert code == f"error: --output {out} is not empty and has no _manifest.json: choose a new or empty folder"
