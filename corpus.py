@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 import data
 from pipelines import embed, token_limit
 
-PART_ROWS = 1024  # texts handed to a worker at a time
+PART_ROWS, PART_BYTES = 1024, 1 << 18  # a part of texts handed to a worker: at most 1024 texts and 256 KiB
 DEFAULTS = {"pooling": "pooler", "normalize": False, "max_length": 512}  # today's embed defaults
 INTEGER = r"^-?(0|[1-9][0-9]*)$"  # an id column of a text file whose values all match this is read as int64
 
@@ -197,9 +197,10 @@ def describe(name):
     return {"name": name, "bytes": stat.st_size, "modified": modified.isoformat()}
 
 
-def read_parts(corpus, skip_shards=frozenset(), part_rows=PART_ROWS):
+def read_parts(corpus, skip_shards=frozenset(), part_rows=PART_ROWS, part_bytes=PART_BYTES):
     """Tables of row (int64, over all inputs), key and text, in input order: the non-empty texts of the shards
-    not in skip_shards, at most part_rows rows each, never two shards in one part."""
+    not in skip_shards, at most part_rows rows and part_bytes of text each (one text may be longer), never two
+    shards in one part."""
     text_column, id_column = corpus.columns[0], corpus.columns[1:]
     offset, buffer = 0, []
     for name in corpus.names:
@@ -213,26 +214,29 @@ def read_parts(corpus, skip_shards=frozenset(), part_rows=PART_ROWS):
             shards = shards[keep]
             for shard in np.unique(shards):
                 if buffer and buffer[0][1] != shard:
-                    yield from _cut(buffer, part_rows, final=True)
+                    yield from _cut(buffer, part_rows, part_bytes, final=True)
                 buffer.append((table.filter(pa.array(shards == shard)), shard))
-                yield from _cut(buffer, part_rows, final=False)
-    yield from _cut(buffer, part_rows, final=True)
+                yield from _cut(buffer, part_rows, part_bytes, final=False)
+    yield from _cut(buffer, part_rows, part_bytes, final=True)
 
 
-def _cut(buffer, part_rows, final):
-    """Parts of part_rows rows from the buffered tables of one shard (and the rest, if final); empties buffer
-    of what it yields."""
-    table = pa.concat_tables(t for t, _ in buffer) if buffer else None
-    if table is None:
+def _cut(buffer, part_rows, part_bytes, final):
+    """Full parts from the buffered tables of one shard (and the rest too, if final); what is not yielded
+    stays in buffer."""
+    if not buffer:
         return
-    shard = buffer[0][1]
+    table, shard = pa.concat_tables(t for t, _ in buffer), buffer[0][1]
     buffer.clear()
+    ends = np.cumsum(pc.binary_length(table["text"]).to_numpy(zero_copy_only=False))  # text bytes up to each row
     start = 0
-    while table.num_rows - start >= part_rows or (final and start < table.num_rows):
-        yield table.slice(start, part_rows)
-        start += part_rows
-    if start < table.num_rows:
-        buffer.append((table.slice(start), shard))
+    while start < table.num_rows:
+        begin = ends[start - 1] if start else 0
+        stop = min(start + part_rows, max(start + 1, int(np.searchsorted(ends, begin + part_bytes, "right"))))
+        if stop == table.num_rows and not final and stop - start < part_rows and ends[-1] - begin < part_bytes:
+            buffer.append((table.slice(start), shard))  # not full yet: wait for more rows of this shard
+            return
+        yield table.slice(start, stop - start)
+        start = stop
 
 
 def embed_local(parts, model, settings, workers):

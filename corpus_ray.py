@@ -20,7 +20,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 from threadpoolctl import threadpool_limits
 
-from corpus import PART_ROWS, embed_texts, read_parts, result_table
+from corpus import PART_BYTES, PART_ROWS, embed_texts, read_parts, result_table
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -81,7 +81,7 @@ def embed_ray(corpus, skip_shards, model, settings, workers):
     context.execution_options.preserve_order = True  # the driver holds one shard at a time
     context.enable_progress_bars = False  # embed_corpus shows its own bar
     context.print_on_execution_start = False
-    context.target_max_block_size = 1 << 20  # parts stay small blocks, spread over the actors
+    context.target_max_block_size = PART_BYTES  # parts stay small blocks, spread over the actors
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled"
     share = cpu_share(workers)

@@ -28,7 +28,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".pa
 SUPPORTED = ", ".join(FORMATS)
 OTHER_DATA_FILES = (".txt", ".xlsx", ".xls", ".gz", ".zip", ".bz2", ".xz", ".arrow", ".feather", ".avro", ".orc")
 DATASETS_OFFLINE_FLAGS = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")  # as datasets reads them
-BLOCK_BYTES = 1 << 20  # text formats: bytes parsed at a time
+BLOCK_BYTES = 1 << 18  # text formats: bytes parsed at a time (the reader reads ahead a few dozen blocks)
 BATCH_ROWS = 4096  # parquet files and hub datasets: rows at a time
 
 

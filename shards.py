@@ -104,7 +104,7 @@ class OutputFolder:
         """Write one complete shard (its rows in order) under a temporary name, then rename it into place."""
         assert table.num_rows == self.expected[shard], (shard, table.num_rows, self.expected[shard])
         path = os.path.join(self.folder, shard_name(shard, len(self.expected)))
-        _write_atomically(path, lambda f: pq.write_table(table.cast(self.schema), f))
+        _write_atomically(path, lambda f: pq.write_table(table.cast(self.schema), f, use_dictionary=False))
         self.done.append(shard)
         self.manifest["shards_written"] += 1
         self.manifest["rows_written"] += table.num_rows
