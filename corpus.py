@@ -19,7 +19,6 @@ import glob
 import hashlib
 import json
 import os
-from collections import deque
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +28,7 @@ from threadpoolctl import threadpool_limits
 import data
 from pipelines import embed, token_limit
 
-PART_ROWS, PART_BYTES = 1024, 1 << 18  # a part of texts handed to a worker: at most 1024 texts and 256 KiB
+PART_ROWS, PART_BYTES = 512, 1 << 18  # a part of texts handed to a worker: at most 512 texts and 256 KiB
 DEFAULTS = {"pooling": "pooler", "normalize": False, "max_length": 512}  # today's embed defaults
 INTEGER = r"^-?(0|[1-9][0-9]*)$"  # an id column of a text file whose values all match this is read as int64
 
@@ -85,7 +84,7 @@ def resolve_inputs(patterns):
             matches = [pattern]
         for name in matches:
             names.append(name if data.is_hub_dataset(name) else os.path.abspath(name))
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
     if twice:
         raise ValueError(f"{twice[0]} is given twice among the inputs: each row would be embedded twice")
     return names
@@ -93,7 +92,7 @@ def resolve_inputs(patterns):
 
 @dataclasses.dataclass
 class Corpus:
-    """What scan found: the inputs (as the manifest records them), the columns and their types, the rows."""
+    """What scan found: the inputs, the columns read and their types, the key column, the rows."""
     names: list
     columns: list
     types: dict
@@ -241,10 +240,11 @@ def _cut(buffer, part_rows, part_bytes, final):
 
 def embed_local(parts, model, settings, workers):
     """Result tables (row, key, n_tokens, embedding) for the parts, in order: `workers` threads embed parts
-    side by side, each with one BLAS thread, at most 2 x workers parts in flight."""
+    side by side (with a BLAS thread per core each: one, with a worker per core), at most 2 x workers parts
+    in flight."""
     with threadpool_limits(limits=max(1, (os.cpu_count() or 1) // workers), user_api="blas"), \
             concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        queue = deque()
+        queue = collections.deque()
         try:
             for part in parts:
                 queue.append((part, pool.submit(embed_texts, part["text"].to_pylist(), model, settings)))

@@ -81,7 +81,7 @@ def embed_ray(corpus, skip_shards, model, settings, workers):
     context.execution_options.preserve_order = True  # the driver holds one shard at a time
     context.enable_progress_bars = False  # embed_corpus shows its own bar
     context.print_on_execution_start = False
-    context.target_max_block_size = PART_BYTES  # parts stay small blocks, spread over the actors
+    context.target_max_block_size = PART_BYTES // 4  # small blocks, bundled into batches of PART_ROWS rows
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled"
     share = cpu_share(workers)
