@@ -12,7 +12,8 @@ Texts are real movie reviews from ../shared/data, repeated to size. Every timed 
   as a cluster would be) on the same texts in a CSV file, output written.
 - same numbers: every row of both engines' output against that embed call; then a run killed (SIGKILL) after
   its first shards and resumed, against an uninterrupted run: the same rows, none lost, none twice.
-- memory: peak RSS of the whole embed_corpus.py process (os.wait4) on --memory_rows rows of IMDb reviews.
+- memory: peak RSS of an embed_corpus.py run, local engine, in a fresh process, on --memory_rows rows of IMDb
+  reviews.
 """
 import argparse
 import json
@@ -46,6 +47,7 @@ def parse_args():
                         help="model for the memory runs (default: the tiny test model, so that 200,000 rows take "
                              "minutes; what grows with the corpus does not depend on the model)")
     parser.add_argument("--side", help=argparse.SUPPRESS)
+    parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -93,7 +95,8 @@ def engine_side(args, engine):
 
 
 def run_side(side, args):
-    cmd = [sys.executable, __file__, "--side", side, "--folder", args.folder, "--model", args.model]
+    cmd = [sys.executable, __file__, "--side", side, "--folder", args.folder, "--model", args.model,
+           "--memory_model", args.memory_model, *(["--csv", args.csv] if args.csv else [])]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"error: the {side} side failed:\n{done.stderr[-3000:]}")
@@ -131,20 +134,24 @@ def same_numbers(args, n):
           f"{np.abs(got - expected).max():.1e}")
 
 
+def memory_side(args):
+    """embed_corpus.py's local engine in this fresh process: its peak RSS (VmHWM: unlike ru_maxrss, not
+    inherited from the parent across fork and exec)."""
+    import embed_corpus
+    embed_corpus.main([args.csv, "--output", args.csv[:-4], "--model_name", args.memory_model, "--id_column", "id"])
+    with open("/proc/self/status") as f:
+        return {"peak_mb": next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024}
+
+
 def peak_rss(args, n):
-    """Goal 2: peak RSS (MB) of one embed_corpus.py process, local engine, on n IMDb reviews."""
-    path = os.path.join(args.folder, f"memory-{n}.csv")
-    read_texts("imdb_sample.csv", n).to_csv(path, index=False)
-    out = os.path.join(args.folder, f"memory-{n}")
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "embed_corpus.py"), path, "--output", out,
-                                "--model_name", args.memory_model, "--id_column", "id"], stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status:
-        sys.exit(f"error: embed_corpus.py failed on {path}")
-    size = os.path.getsize(path) / 2 ** 20
-    shutil.rmtree(out)
-    os.remove(path)
-    return usage.ru_maxrss / 1024, size  # ru_maxrss: KB on Linux
+    """Goal 2: peak RSS (MB) of embed_corpus.py, local engine, on n IMDb reviews; and the CSV's size (MB)."""
+    args.csv = os.path.join(args.folder, f"memory-{n}.csv")
+    read_texts("imdb_sample.csv", n).to_csv(args.csv, index=False)
+    peak = run_side("memory", args)["peak_mb"]
+    size = os.path.getsize(args.csv) / 2 ** 20
+    shutil.rmtree(args.csv[:-4])
+    os.remove(args.csv)
+    return peak, size
 
 
 def machine():
@@ -167,7 +174,8 @@ def main():
     from conftest import minilm_dir
     args = parse_args()
     if args.side:
-        result = embed_side(args) if args.side == "embed" else engine_side(args, args.side)
+        sides = {"embed": embed_side, "memory": memory_side}
+        result = sides[args.side](args) if args.side in sides else engine_side(args, args.side)
         print(json.dumps(result))
         return
     machine()

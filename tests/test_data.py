@@ -120,18 +120,21 @@ def closed_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": ""},
+@pytest.mark.parametrize("script, env, message", [
+    ("classify_demo.py", {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": ""},
      "could not load dataset 'stanfordnlp/imdb': it is not in the datasets cache and HF_DATASETS_OFFLINE is set: "
      "unset it to download the dataset, or pass a local file"),
-    ({"HF_DATASETS_OFFLINE": "", "HF_HUB_OFFLINE": "1"}, "and HF_HUB_OFFLINE is set"),
-    ({"HF_DATASETS_OFFLINE": "", "HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:{port}"},
+    ("embed_corpus.py", {"HF_DATASETS_OFFLINE": "", "HF_HUB_OFFLINE": "1"}, "and HF_HUB_OFFLINE is set"),
+    ("embed_corpus.py", {"HF_DATASETS_OFFLINE": "", "HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:{port}"},
      "could not load dataset 'stanfordnlp/imdb': cannot reach http://127.0.0.1:{port} (no network?): check the "
      "connection, or set HF_DATASETS_OFFLINE=1 to use the datasets cache, or pass a local file"),
 ], ids=["datasets-offline", "hub-offline", "no-network"])
-def test_a_hub_dataset_offline_or_without_network_fails_at_once(tmp_path, env, message):
-    """One line, no retries (datasets alone retries for ~25 s and prints a line per try)."""
+def test_a_hub_dataset_offline_or_without_network_fails_at_once(tmp_path, script, env, message):
+    """One line, no retries (datasets alone retries for ~25 s and prints a line per try); nothing written."""
     port = closed_port()
     env = {k: v.format(port=port) for k, v in env.items()} | {"HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    result = run_script("classify_demo.py", "--dataset_name", "stanfordnlp/imdb", "--model_name", TINY, env=env)
+    args = ["--dataset_name", "stanfordnlp/imdb"] if script == "classify_demo.py" else \
+        ["stanfordnlp/imdb", "--output", tmp_path / "out"]
+    result = run_script(script, *args, "--model_name", TINY, env=env)
     assert_one_line_error(result, message.format(port=port))
+    assert not (tmp_path / "out").exists()
