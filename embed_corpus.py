@@ -97,7 +97,7 @@ def run(args):
                   desc="embed", smoothing=0.1) as bar:
             assembler = shards.Assembler(output, args.rows_per_shard, bar.update)
             assembler.start()
-            results = embed(engine, args, found, output.done, model, settings)
+            results = embeddings(engine, args, found, output.done, model, settings)
             for result in results:
                 assembler.add(result)
                 if args.max_shards and len(output.done) - done_before >= args.max_shards:
@@ -108,7 +108,8 @@ def run(args):
     report(args, found, output, done_before)
 
 
-def embed(engine, args, found, done, model, settings):
+def embeddings(engine, args, found, done, model, settings):
+    """Result tables for the pending shards, from the chosen engine."""
     workers = args.workers
     if engine is corpus.embed_local:
         return engine(corpus.read_parts(found, set(done)), model, settings, workers or os.cpu_count() or 1)
