@@ -5,8 +5,9 @@ stratified training split, print sklearn's classification report for the test sp
     python classify_demo.py --dataset_name reviews.csv --N 2000 --pooling mean --model_name path/to/model
 
 Both forms work: bare `key value` pairs and `--key value` flags. dataset_name is a hub dataset (its "train"
-split) or a local .csv, .json, .jsonl or .parquet file. The features are computed with datasets' map, so a
-re-run with the same data and options reads them from the datasets cache (HF_DATASETS_CACHE).
+split) or a local .csv, .tsv, .json, .jsonl or .parquet file (read by data.py). The features are computed
+with datasets' map, so a re-run with the same data and options reads them from the datasets cache
+(HF_DATASETS_CACHE).
 """
 import functools
 import os
@@ -14,19 +15,17 @@ import sys
 
 import datasets
 import numpy as np
-from datasets import Value, load_dataset
-from datasets.exceptions import DatasetsError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import classification_report
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
 import cli
+import data
 from model_folder import is_complete
 from pipelines import POOLINGS, check_pooling, embed, embedding_settings, token_limit
 from utils import load_tokenizer_hparams_and_params
 
-DATA_FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 MAX_SEED = 2**32 - 1  # sklearn's limit for random_state
 
 
@@ -85,7 +84,7 @@ def bare_pairs_to_flags(argv, parser):
 def not_a_key(word, parser):
     """Why a bare word in a key's place is refused: a value lacking its key (data.csv -> dataset_name data.csv),
     or a key spelt wrong (n -> N)."""
-    if os.path.splitext(word)[1].lower() in DATA_FILE_FORMATS or os.path.isfile(word):
+    if os.path.splitext(word)[1].lower() in data.FORMATS or os.path.isfile(word):
         keys = ["dataset_name"]
     elif is_complete(word):
         keys = ["model_name"]
@@ -103,43 +102,19 @@ def not_a_key(word, parser):
 
 
 def load_rows(args):
-    """The dataset's text and label columns, shuffled with the seed, at most N rows."""
-    extension = os.path.splitext(args.dataset_name)[1].lower()
-    if extension in DATA_FILE_FORMATS:
-        if not os.path.isfile(args.dataset_name):
-            sys.exit(f"error: dataset file not found: {args.dataset_name}")
-        load = functools.partial(load_dataset, DATA_FILE_FORMATS[extension], data_files=args.dataset_name)
-    else:
-        load = functools.partial(load_dataset, args.dataset_name)
+    """The dataset's text and label columns, shuffled with the seed, at most N rows (data.load_rows reads it)."""
     try:
-        dataset = load(split="train")
-    except (DatasetsError, OSError, ValueError) as err:
-        sys.exit(f"error: could not load dataset {args.dataset_name!r}: {err}")
-    check_columns(dataset, args)
-    columns = [args.text_column, args.label_column]
-    complete = dataset.select_columns(columns).filter(
-        lambda text, label: text is not None and label is not None, input_columns=columns)
-    if len(complete) < len(dataset):
-        print(f"note: left out {len(dataset) - len(complete)} of {len(dataset)} rows: no text or no label",
-              file=sys.stderr)
-    dataset = complete.shuffle(seed=args.seed)
+        dataset, left_out = data.load_rows(args.dataset_name, {"--text_column": args.text_column,
+                                                               "--label_column": args.label_column})
+    except (ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+    if left_out:
+        print(f"note: left out {left_out} of {len(dataset) + left_out} rows: no text or no label", file=sys.stderr)
+    dataset = dataset.shuffle(seed=args.seed)
     if args.N > len(dataset):
         print(f"note: N={args.N} is more than the {len(dataset)} rows of the dataset: using all of them",
               file=sys.stderr)
     return dataset.select(range(min(args.N, len(dataset))))
-
-
-def check_columns(dataset, args):
-    """Exits with one line unless the dataset has both columns and the text column holds strings."""
-    missing = [c for c in (args.text_column, args.label_column) if c not in dataset.column_names]
-    if missing:
-        sys.exit(f"error: dataset {args.dataset_name!r} has no column {', '.join(map(repr, missing))} "
-                 f"(it has {', '.join(dataset.column_names)}): choose with --text_column / --label_column")
-    feature = dataset.features[args.text_column]
-    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
-        kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
-        sys.exit(f"error: the text column {args.text_column!r} must hold strings, but it holds {kind} values: "
-                 "choose the column of texts with --text_column")
 
 
 def preview(values, n=3, width=30):

@@ -219,3 +219,13 @@ def _announced(r):
             etag, size = hop.headers["X-Linked-Etag"].removeprefix("W/").strip('"'), hop.headers.get("X-Linked-Size")
             return (etag if re.fullmatch(r"[0-9a-f]{64}", etag) else None), (int(size) if size else None)
     return None, None
+
+
+def check_reachable(timeout=5):
+    """Raise ConnectionError at once, without retries, when $HF_ENDPOINT cannot be reached (no network, a
+    firewall, a wrong HF_ENDPOINT): libraries that retry for half a minute first get a quick answer."""
+    try:
+        requests.head(_endpoint(), timeout=timeout, allow_redirects=False).close()
+    except (requests.ConnectionError, requests.Timeout):
+        raise ConnectionError(f"cannot reach {_endpoint()} (no network?): check the connection, or set "
+                              "HF_DATASETS_OFFLINE=1 to use the datasets cache, or pass a local file") from None

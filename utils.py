@@ -8,6 +8,8 @@ the folder, model_folder.py reads it.
 from hub import find_model
 from model_folder import load_model_folder
 
+__version__ = "0.1.0"
+
 
 def load_tokenizer_hparams_and_params(model_name, models_dir="models"):
     """A short name, a hub id owner/name, or a local directory -> (tokenizer, config dict, params)."""
