@@ -130,7 +130,7 @@ def dropout_forward(x, prob, rng):
     prob is 0: no dropout."""
     if rng is None or prob == 0:
         return x, None
-    keep = rng.integers(0, 2**32, x.shape, dtype=np.uint32) >= np.uint32(min(round(prob * 2**32), 2**32 - 1))
+    keep = rng.random(x.shape, dtype=np.float32) >= np.float32(prob)
     mask = keep * scalar(1 / (1 - prob) if prob < 1 else 0, x)
     return x * mask, mask
 

@@ -12,7 +12,7 @@ import tempfile
 
 import tokenization
 from bert import config_with_defaults, model_config
-from checkpoint import read_safetensors, read_torch_checkpoint, write_safetensors
+from checkpoint import ordinary_mode, read_safetensors, read_torch_checkpoint, write_safetensors
 from convert import to_params, to_state_dict
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
@@ -76,9 +76,7 @@ def save_pretrained(folder, tokenizer, params, hparams):
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a saved model folder is an ordinary one
+        ordinary_mode(tmp)
         trained = {key: params[key] for key in ("embeddings", "blocks", "pooler", "classifier")}
         write_safetensors(os.path.join(tmp, "model.safetensors"), to_state_dict(trained), {"format": "pt"})
         write_json(os.path.join(tmp, "config.json"), config)

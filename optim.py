@@ -101,7 +101,12 @@ def _update(chunks, b1, b2, rbc2, eps, step_size):
 
 
 def threads():
-    """How many threads elementwise work is split over: the CPUs this process may use."""
+    """How many threads elementwise work is split over: as many as OpenBLAS uses (OPENBLAS_NUM_THREADS, else
+    OMP_NUM_THREADS, else the CPUs this process may run on)."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -73,8 +73,7 @@ def summarize(prefix, arrays):
     OUT[f"{prefix}/norm"] = np.array([np.linalg.norm(flat.astype(np.float64)) for _, flat in flats])
     OUT[f"{prefix}/idx"] = idx.astype(np.int32)
     OUT[f"{prefix}/val"] = np.stack([flat[i] for (_, flat), i in zip(flats, idx)])
-    OUT[f"{prefix}/proj"] = np.stack([tc.probe_vectors(path, flat.size) @ flat.astype(np.float64)
-                                      for path, flat in flats])
+    OUT[f"{prefix}/proj"] = np.stack([tc.probe_vectors(path, flat.size) @ flat for path, flat in flats])
 
 
 def flat(arrays):
@@ -153,7 +152,7 @@ def steps():
     batches = [tc.batch("gelu", step) for step in range(tc.TRAIN_STEPS["steps"])]
     losses, final = torch_train_steps(torch_model(hparams, params), batches, tc.TRAIN_STEPS)
     OUT["steps/gelu/loss"], OUT["steps/gelu/flat"] = losses, flat(final)
-    report_steps("random gelu", losses, tc.train_steps(params, hparams, batches, tc.TRAIN_STEPS), params, final)
+    report_steps("random gelu", losses, tc.train_steps(params, hparams, batches, tc.TRAIN_STEPS)[0], params, final)
 
     tokenizer, hparams, params = minilm()
     model = torch_model(hparams, params)
@@ -162,7 +161,8 @@ def steps():
     losses, final = torch_train_steps(model, batches, tc.MINILM_TRAIN_STEPS)
     OUT["steps/minilm/loss"] = losses
     summarize("steps/minilm/delta", [(path, a - start[path]) for path, a in final])
-    ours_losses = tc.train_steps(params, hparams, batches, tc.MINILM_TRAIN_STEPS)
+    ours_losses, norms = tc.train_steps(params, hparams, batches, tc.MINILM_TRAIN_STEPS)
+    print(f"  MiniLM gradient norms {norms.min():.3f} to {norms.max():.3f} (clipped at {tc.MINILM_TRAIN_STEPS['max_norm']})")
     report_steps("MiniLM", losses, ours_losses, params, final)
     deltas = [(p, a - start[p]) for p, a in final]
     compare("MiniLM update (final - start)", {p: a - start[p] for p, a in leaves(params)}, deltas)
