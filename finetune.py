@@ -11,14 +11,16 @@ and benchmarks/bench_train.py run these.
     logits = predict(texts, tokenizer, params, hparams)
 """
 import numpy as np
+from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 from bert import classifier_head
-from optim import adamw_step, clip_grad_norm, linear_schedule, warmup_steps
+from optim import adamw_step, clip_grad_norm, leaves, linear_schedule, run_split, threads, warmup_steps
 from pipelines import embed
-from training import loss_and_grads
+from training import check, checked_loss_and_grads
 
 BUCKET = 50  # batches per length bucket, as transformers' LengthGroupedSampler groups them
+BLAS = ThreadpoolController()
 
 
 def training_batches(lengths, batch_size, rng):
@@ -42,18 +44,54 @@ def schedule(total_steps, warmup_ratio, lr):
     return [linear_schedule(step, total_steps, warmup, lr) for step in range(total_steps)]
 
 
+def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng=None):
+    """training.loss_and_grads with the batch's rows split into one shard per thread (optim.threads()), the
+    shards run at once while BLAS runs single-threaded: the element-wise work, which NumPy does on one thread,
+    is spread too. The loss and gradients are the whole batch's (each shard weighs its share of the rows), up
+    to float rounding; dropout draws from rng.spawn(shards)."""
+    hp, kind, input_ids, segment_ids, attention_mask, labels, rng = check(
+        params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
+    shards = [rows for rows in np.array_split(np.arange(len(input_ids)), threads()) if len(rows)]
+    rngs = rng.spawn(len(shards)) if rng is not None else [None] * len(shards)
+
+    def run(part):
+        results = []
+        for rows, shard_rng in part:
+            length = np.flatnonzero(attention_mask[rows].any(axis=0))[-1] + 1  # the shard's own padding only
+            inputs = [a[rows, :length] for a in (input_ids, segment_ids, attention_mask)]
+            results.append(checked_loss_and_grads(params, hp, kind, *inputs, labels[rows], shard_rng,
+                                                  weight=len(rows) / len(input_ids)))
+        return results
+
+    if len(shards) == 1:
+        return run([(shards[0], rngs[0])])[0]
+    with BLAS.limit(limits=1, user_api="blas"):
+        results = [r for part in run_split(run, list(zip(shards, rngs))) for r in part]
+    loss, grads = results[0]
+    for (shard_loss, shard_grads), rows in zip(results[1:], shards[1:]):
+        loss += shard_loss
+        for (path, total), (_, g) in zip(leaves(grads), leaves(shard_grads)):
+            if path == "embeddings/word":  # only the rows of the shard's tokens
+                ids = np.unique(input_ids[rows])
+                total[ids] += g[ids]
+            else:
+                total += g
+    return loss, grads
+
+
 def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs, max_length=128,
                 weight_decay=0.01, max_norm=1.0, rng=None, desc="train", progress=True):
     """One AdamW step per batch of rows (clip_grad_norm to max_norm first, unless max_norm is None), params
-    updated in place. tokens: each row's WordPiece tokens (tokenizer.tokenize); labels: the rows' labels as
-    loss_and_grads takes them; lrs: the learning rate of each step; rng: dropout (None: no dropout). A tqdm
-    bar shows the mean loss so far. Returns the mean loss over the epoch."""
+    updated in place, the gradients from parallel_loss_and_grads. tokens: each row's WordPiece tokens
+    (tokenizer.tokenize); labels: the rows' labels as loss_and_grads takes them; lrs: the learning rate of
+    each step; rng: dropout (None: no dropout). A tqdm bar shows the mean loss so far. Returns the mean loss
+    over the epoch."""
     total = 0.0
     with tqdm(total=len(batches), desc=desc, unit="batch", disable=not progress) as bar:
         for step, (rows, lr) in enumerate(zip(batches, lrs), 1):
             batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
-            loss, grads = loss_and_grads(params, hparams, batch["input_ids"], batch["segment_ids"],
-                                         batch["attention_mask"], labels[rows], rng)
+            loss, grads = parallel_loss_and_grads(params, hparams, batch["input_ids"], batch["segment_ids"],
+                                                  batch["attention_mask"], labels[rows], rng)
             if max_norm is not None:
                 clip_grad_norm(grads, max_norm)
             adamw_step(params, grads, state, lr, weight_decay)

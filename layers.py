@@ -135,10 +135,8 @@ def dropout_forward(x, prob, rng):
     return x * mask, mask
 
 
-def dropout_backward(dy, mask):
-    if mask is not None:
-        dy *= mask
-    return dy
+def dropout_backward(dy, mask):  # leaves dy as it is: a residual branch may still need it
+    return dy if mask is None else dy * mask
 
 
 # --- Softmax over the last axis -----------------------------------------------------------------------------

@@ -114,16 +114,16 @@ _POOL = None
 
 
 def run_split(function, work):
-    """function(part) for the parts of the list `work` cut into one contiguous part per thread (NumPy releases
-    the GIL inside each operation)."""
+    """[function(part) for each part] of the list `work` cut into one contiguous part per thread, the parts run
+    at once (NumPy releases the GIL inside each operation)."""
     global _POOL
     n = min(threads(), len(work))
     if n <= 1:
-        return function(work)
+        return [function(work)]
     if _POOL is None:
         _POOL = ThreadPoolExecutor(threads())
     sizes = [len(work) * i // n for i in range(n + 1)]
-    list(_POOL.map(function, [work[a:b] for a, b in zip(sizes, sizes[1:])]))
+    return list(_POOL.map(function, [work[a:b] for a, b in zip(sizes, sizes[1:])]))
 
 
 def linear_schedule(step, total_steps, warmup_steps, lr):

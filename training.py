@@ -135,13 +135,11 @@ def encoder_layer_backward(dy, cache, block, hp):  # dy [B, Lq, H] -> dx [B, L, 
     x2, attention, context, drop_1, ln_1, h_1, act, f, drop_2, ln_2 = cache
     B, Lq, H = dy.shape
     do, g_ln_2 = layer_norm_backward(dy.reshape(-1, H), ln_2, block["ln_2"])
-    df, g_proj = dense_backward(dropout_backward(do.copy() if drop_2 is not None else do, drop_2), f,
-                                block["ffn"]["proj"])
+    df, g_proj = dense_backward(dropout_backward(do, drop_2), f, block["ffn"]["proj"])
     dh_1, g_fc = dense_backward(activation_backward(df, act), h_1, block["ffn"]["fc"])
     dh_1 += do  # residual
     da, g_ln_1 = layer_norm_backward(dh_1, ln_1, block["ln_1"])
-    dcontext, g_attn_proj = dense_backward(dropout_backward(da.copy() if drop_1 is not None else da, drop_1),
-                                           context, block["attn"]["proj"])
+    dcontext, g_attn_proj = dense_backward(dropout_backward(da, drop_1), context, block["attn"]["proj"])
     dqkv = attention_backward(dcontext.reshape(B, Lq, H), attention)
     dx, g_qkv = dense_backward(dqkv.reshape(-1, 3 * H), x2, block["attn"]["qkv"])
     dx = dx.reshape(B, -1, H)
@@ -199,6 +197,13 @@ def loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labe
     [B] or [B, 1] for one label (mean squared error), floats [B, num_labels] in [0, 1] for multi-label
     classification (binary cross-entropy); hparams["problem_type"], when set, chooses as in HF.
     rng: a numpy Generator for dropout (training mode); None: no dropout (deterministic)."""
+    return checked_loss_and_grads(params, *check(params, hparams, input_ids, segment_ids, attention_mask, labels,
+                                                 rng))
+
+
+def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
+    """loss_and_grads' arguments checked and completed: (hp, kind, input_ids, segment_ids, attention_mask,
+    labels, rng), hp being hparams with every setting the training pass reads, kind the loss's name."""
     hp = {**model_config(params, hparams), **settings(hparams)}
     if "classifier" not in params or "pooler" not in params:
         raise ValueError("params has no classifier or no pooler: start from init_classifier(params, hparams, "
@@ -209,7 +214,16 @@ def loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labe
     num_labels = params["classifier"]["w"].shape[1]
     kind = problem_type(hp, num_labels, np.asarray(labels))
     labels = check_labels(labels, kind, len(input_ids), num_labels, params["classifier"]["w"].dtype)
+    return hp, kind, input_ids, segment_ids, attention_mask, labels, rng
+
+
+def checked_loss_and_grads(params, hp, kind, input_ids, segment_ids, attention_mask, labels, rng, weight=1.0):
+    """loss_and_grads on what check returns, the loss and the gradients multiplied by weight (a shard of a
+    batch weighs its share of the rows)."""
     logits, cache = forward(params, hp, input_ids, segment_ids, attention_mask, rng)
     loss_forward, loss_backward = LOSSES[kind]
     loss, loss_cache = loss_forward(logits, labels)
-    return loss, backward(loss_backward(loss_cache), cache, params, hp)
+    dlogits = loss_backward(loss_cache)
+    if weight != 1:
+        dlogits *= dlogits.dtype.type(weight)
+    return loss * weight, backward(dlogits, cache, params, hp)

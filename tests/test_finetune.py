@@ -11,7 +11,7 @@ import model_folder
 import train_cases as tc
 from bert import bert, classifier_head
 from conftest import GOLDEN_DIR, SHARED_DATA
-from finetune import predict, schedule, train_epoch, training_batches
+from finetune import parallel_loss_and_grads, predict, schedule, train_epoch, training_batches
 from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, warmup_steps
 from training import init_classifier, loss_and_grads
 
@@ -109,6 +109,23 @@ def test_init_classifier_makes_a_writable_float32_copy_with_a_seeded_head(tiny):
     for bad in (0, 2.0, True, "2"):
         with pytest.raises(ValueError, match="num_labels"):
             init_classifier(params, hparams, bad)
+
+
+@pytest.mark.parametrize("name", sorted(tc.CASES))
+def test_parallel_loss_and_grads_equal_the_whole_batch(name, monkeypatch):
+    hparams, params = tc.classifier(name)
+    input_ids, segment_ids, attention_mask, labels = tc.batch(name)
+    attention_mask[2, 1] = 0  # a hole inside a row: shards are trimmed to their last real token, not a count
+    loss, grads = loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # three shards of 5 rows: 2, 2, 1
+    shard_loss, shard_grads = parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask,
+                                                      labels)
+    assert shard_loss == pytest.approx(loss, rel=1e-6)
+    for (path, a), (_, b) in zip(leaves(grads), leaves(shard_grads)):
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), path
+    with_dropout = [parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels,
+                                            np.random.default_rng(1))[0] for _ in range(2)]
+    assert with_dropout[0] == with_dropout[1] != loss  # reproducible from the seed
 
 
 def test_training_batches_cover_every_row_once_with_little_padding():
