@@ -3,11 +3,11 @@
 and benchmarks/bench_train.py run these.
 
     params = training.init_classifier(params, hparams, num_labels, seed=0)
-    state = optim.adamw_init(params)
-    lrs = schedule(epochs * len(batches), warmup_ratio=0.1, lr=5e-5)
+    state, lrs = optim.adamw_init(params), schedule(epochs * steps_per_epoch, warmup_ratio=0.1, lr=5e-5)
     for epoch in range(epochs):
-        batches = training_batches(lengths, 32, rng)
-        train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs[...], rng=rng)
+        batches = training_batches(lengths, 32, rng)  # lengths: each row's number of tokens
+        train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs[epoch * steps_per_epoch:],
+                    rng=rng)
     logits = predict(texts, tokenizer, params, hparams)
 """
 import numpy as np

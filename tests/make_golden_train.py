@@ -162,7 +162,8 @@ def steps():
     OUT["steps/minilm/loss"] = losses
     summarize("steps/minilm/delta", [(path, a - start[path]) for path, a in final])
     ours_losses, norms = tc.train_steps(params, hparams, batches, tc.MINILM_TRAIN_STEPS)
-    print(f"  MiniLM gradient norms {norms.min():.3f} to {norms.max():.3f} (clipped at {tc.MINILM_TRAIN_STEPS['max_norm']})")
+    print(f"  MiniLM gradient norms {norms.min():.3f} to {norms.max():.3f} "
+          f"(clipped at {tc.MINILM_TRAIN_STEPS['max_norm']})")
     report_steps("MiniLM", losses, ours_losses, params, final)
     deltas = [(p, a - start[p]) for p, a in final]
     compare("MiniLM update (final - start)", {p: a - start[p] for p, a in leaves(params)}, deltas)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import datasets
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ import classify_demo
 import finetune_demo
 import model_folder
 from conftest import GOLDEN_DIR, ROOT, SHARED_DATA
-from scripts import assert_one_line_error, run_script
+from scripts import run_script
 
 RT_POLARITY = os.path.join(SHARED_DATA, "rt_polarity_sample.csv")
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
@@ -72,10 +73,13 @@ def test_bad_options_are_one_error_line(args, message):
     assert "\n" not in str(exit_info.value.code)
 
 
-def test_a_bad_model_is_one_error_line_and_saves_nothing(tmp_path):
-    result = demo(tmp_path, "dataset_name", RT_POLARITY, "N", 20, "model_name", tmp_path / "nowhere",
-                  "save_dir", tmp_path / "model")
-    assert_one_line_error(result, "error:", "nowhere")
+def test_a_bad_model_is_one_error_line_and_saves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    with pytest.raises(SystemExit) as exit_info:
+        finetune_demo.main(["dataset_name", RT_POLARITY, "N", "20", "model_name", str(tmp_path / "nowhere"),
+                            "save_dir", str(tmp_path / "model")])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and "nowhere" in message and "\n" not in message
     assert not (tmp_path / "model").exists()
 
 
