@@ -177,7 +177,15 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(len(head).to_bytes(8, "little") + head)
             for a in arrays:
                 f.write(a.data)
+        ordinary_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         os.remove(tmp)
         raise
+
+
+def ordinary_mode(path):
+    """Give a file or folder that mkstemp / mkdtemp made (private to its owner) the mode an ordinary one gets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)

@@ -31,6 +31,11 @@ class ArgumentParser(argparse.ArgumentParser):
         """The long options whose values have one of these types, e.g. (int, float)."""
         return [option for option in self.long_options() if self._option_string_actions[option].type in types]
 
+    def options_with_choice(self, value):
+        """The long options that have value among their choices, e.g. "mean" -> ["--pooling"]."""
+        actions = self._option_string_actions
+        return [option for option in self.long_options() if value in (actions[option].choices or ())]
+
     def option_for(self, name):
         """The option string that name (e.g. "--text-a") stands for, or None."""
         for candidate in (name, "--" + name[2:].replace("-", "_")):

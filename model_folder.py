@@ -1,19 +1,22 @@
-"""A model folder on disk -> (tokenizer, hparams, params), with NumPy and the standard library alone.
+"""A model folder on disk <-> (tokenizer, hparams, params), with NumPy and the standard library alone.
 
 A folder holds config.json, the vocabulary (vocab.txt, or tokenizer.json alone), model.safetensors or
 pytorch_model.bin, and optionally tokenizer_config.json: what the hub serves for a BERT model, and what
 transformers' save_pretrained writes. A sentence-transformers folder also has modules.json, a Pooling module's
 config and sentence_bert_config.json: their settings become hparams["sentence_transformers"].
+load_model_folder reads one; save_pretrained writes a sequence classifier's.
 """
 import json
 import os
 import pathlib
 import posixpath
+import shutil
+import tempfile
 
 import tokenization
-from bert import config_with_defaults
-from checkpoint import read_safetensors, read_torch_checkpoint
-from convert import layer_count, to_params
+from bert import config_with_defaults, model_config
+from checkpoint import ordinary_mode, read_safetensors, read_torch_checkpoint, write_safetensors
+from convert import layer_count, to_params, to_state_dict
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 VOCAB_FILES = ("vocab.txt", "tokenizer.json")  # in order of preference
@@ -246,3 +249,59 @@ def _shapes(params, h):
         found += [*dense("mlm/transform", m["transform"], "H", "H"), *ln("mlm/ln", m["ln"]),
                   spec("mlm/bias", m["bias"], "V")]
     return found
+
+
+def save_pretrained(folder, tokenizer, params, hparams):
+    """Write a sequence classifier (params with "pooler" and "classifier", as training.init_classifier makes
+    them) as a model folder that transformers' BertForSequenceClassification.from_pretrained and
+    load_model_folder both load: model.safetensors (HF names, no MLM/NSP/other heads), config.json (hparams
+    with architectures BertForSequenceClassification, num_labels, and id2label / label2id from
+    hparams["id2label"] or LABEL_0, LABEL_1, ...), vocab.txt and tokenizer_config.json. The folder is written
+    under a temporary name beside it and renamed when complete, so an interrupted save leaves nothing; an
+    existing folder must be empty (it is never overwritten)."""
+    model_config(params, hparams)
+    folder = os.path.abspath(os.fspath(folder))
+    missing = [head for head in ("pooler", "classifier") if head not in params]
+    if missing:
+        raise ValueError(f"params has no {' and no '.join(missing)}: save_pretrained writes a sequence classifier "
+                         "(start from training.init_classifier)")
+    if os.path.exists(folder) and not (os.path.isdir(folder) and not os.listdir(folder)):
+        raise FileExistsError(f"{folder} already exists and is not an empty folder: choose a new folder name")
+    config = classifier_config(hparams, params["classifier"]["w"].shape[1])
+    parent, name = os.path.split(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
+    try:
+        ordinary_mode(tmp)
+        trained = {key: params[key] for key in ("embeddings", "blocks", "pooler", "classifier")}
+        write_safetensors(os.path.join(tmp, "model.safetensors"), to_state_dict(trained), {"format": "pt"})
+        write_json(os.path.join(tmp, "config.json"), config)
+        write_json(os.path.join(tmp, "tokenizer_config.json"),
+                   {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
+                    "model_max_length": config["max_position_embeddings"]})
+        with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
+            # a token listed twice in the original kept its last id; its first line keeps the row count
+            f.writelines(tokenizer.inv_vocab.get(i, f"[unused_duplicate_{i}]") + "\n"
+                         for i in range(max(tokenizer.inv_vocab) + 1))
+        if os.path.isdir(folder):
+            os.rmdir(folder)  # empty, checked above
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def classifier_config(hparams, num_labels):
+    """config.json of a BertForSequenceClassification with num_labels labels."""
+    id2label = hparams.get("id2label")
+    if not isinstance(id2label, dict) or sorted(int(i) for i in id2label) != list(range(num_labels)):
+        id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+    id2label = {str(i): str(id2label.get(i, id2label.get(str(i)))) for i in range(num_labels)}
+    return {"model_type": "bert", **hparams, "architectures": ["BertForSequenceClassification"],
+            "num_labels": num_labels, "id2label": id2label, "label2id": {v: int(k) for k, v in id2label.items()}}
+
+
+def write_json(path, value):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, ensure_ascii=False)
+        f.write("\n")

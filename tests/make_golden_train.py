@@ -1,0 +1,233 @@
+"""Generate the training golden file with torch autograd and torch.optim.AdamW as the reference, and check
+numpy-bert against torch on whole tensors (what the stored file can only sample), printing the figures.
+
+Needs torch==2.13.0 and transformers (never needed to run the tests). Writes tests/golden/train.npz:
+  grad/<case>/...       torch's loss and every gradient of the random-weight classifiers of train_cases.py
+  minilm/...            the real all-MiniLM-L6-v2 with a seeded head: torch's loss and, per tensor, max |grad|,
+                        its L2 norm, seeded sample entries and seeded random projections
+  steps/<case>/...      10 AdamW steps with the linear schedule and clipping: the loss at every step and the
+                        final weights (whole for the random classifier, sampled for MiniLM)
+  adamw/...             the weights after adamw_step's settings in train_cases.ADAMW, from seeded gradients
+It also saves classifiers with model_folder.save_pretrained and loads them with transformers (goal 4).
+
+Run from the repository root:  python tests/make_golden_train.py
+"""
+import os
+import tempfile
+
+import numpy as np
+import torch
+from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, Trainer,
+                          get_linear_schedule_with_warmup)
+
+from conftest import GOLDEN_DIR, minilm_dir  # first: puts the repository on sys.path
+import train_cases as tc  # noqa: E402 (after conftest)
+from bert import bert, classifier_head
+from convert import to_params, to_state_dict
+from model_folder import load_model_folder, save_pretrained
+from optim import adamw_init, adamw_step, leaves
+from training import init_classifier, loss_and_grads
+
+torch.set_num_threads(2)
+OUT = {}
+
+
+def torch_model(hparams, params):
+    """BertForSequenceClassification holding exactly params, in eval mode (no dropout)."""
+    config = BertConfig(**{k: v for k, v in hparams.items() if k != "num_labels"},
+                        num_labels=params["classifier"]["w"].shape[1])
+    model = BertForSequenceClassification(config).eval()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in to_state_dict(params).items()}, strict=True)
+    return model
+
+
+def as_params(named, n_layers):
+    """{HF name: tensor} -> numpy-bert's layout, float32 contiguous."""
+    tree = to_params({name: t.detach().numpy() for name, t in named.items()}, n_layers)
+    return [(path, np.ascontiguousarray(a, dtype=np.float32)) for path, a in leaves(tree)]
+
+
+def torch_loss_and_grads(model, inputs):
+    input_ids, segment_ids, attention_mask, labels = inputs
+    model.zero_grad()
+    out = model(input_ids=torch.from_numpy(input_ids), token_type_ids=torch.from_numpy(segment_ids),
+                attention_mask=torch.from_numpy(attention_mask), labels=torch.from_numpy(labels))
+    out.loss.backward()
+    grads = as_params({n: p.grad for n, p in model.named_parameters()}, model.config.num_hidden_layers)
+    return out.loss.item(), grads
+
+
+def compare(label, ours, torchs):
+    """Print and return the worst max |ours - torch| / max |torch| over the tensors."""
+    worst = max((float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)), path)
+                for (path, a), (_, b) in zip(leaves(ours), torchs))
+    print(f"  {label}: worst tensor max|ours - torch| / max|torch| = {worst[0]:.2e} ({worst[1]})")
+    return worst[0]
+
+
+def summarize(prefix, arrays):
+    """Store, per array in leaves order: max |a|, the L2 norm, seeded sample entries and seeded projections."""
+    flats = [(path, a.reshape(-1)) for path, a in arrays]
+    idx = np.stack([tc.probe_indices(path, flat) for path, flat in flats])
+    OUT[f"{prefix}/max"] = np.array([np.abs(flat).max() for _, flat in flats], dtype=np.float32)
+    OUT[f"{prefix}/norm"] = np.array([np.linalg.norm(flat.astype(np.float64)) for _, flat in flats])
+    OUT[f"{prefix}/idx"] = idx.astype(np.int32)
+    OUT[f"{prefix}/val"] = np.stack([flat[i] for (_, flat), i in zip(flats, idx)])
+    OUT[f"{prefix}/proj"] = np.stack([tc.probe_vectors(path, flat.size) @ flat for path, flat in flats])
+
+
+def flat(arrays):
+    """One float32 vector of the arrays, in leaves order."""
+    return np.concatenate([a.reshape(-1) for _, a in arrays])
+
+
+def random_gradients():
+    print("gradients, random-weight classifiers (dropout off):")
+    for name in tc.CASES:
+        hparams, params = tc.classifier(name)
+        inputs = tc.batch(name)
+        loss, grads = torch_loss_and_grads(torch_model(hparams, params), inputs)
+        OUT[f"grad/{name}/loss"], OUT[f"grad/{name}/flat"] = np.float64(loss), flat(grads)
+        our_loss, ours = loss_and_grads(params, hparams, *inputs)
+        print(f"  {name}: loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
+        compare(name, ours, grads)
+
+
+def minilm():
+    tokenizer, hparams, params = load_model_folder(minilm_dir())
+    params = init_classifier(params, hparams, 2, seed=tc.HEAD_SEED)
+    return tokenizer, hparams, params
+
+
+def minilm_gradients():
+    print("gradients, all-MiniLM-L6-v2 with a seeded head (dropout off):")
+    tokenizer, hparams, params = minilm()
+    model = BertForSequenceClassification.from_pretrained(minilm_dir(), num_labels=2).eval()
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.from_numpy(params["classifier"]["w"].T))
+        model.classifier.bias.copy_(torch.from_numpy(params["classifier"]["b"]))
+    ours_state = to_state_dict(params)
+    assert max(float(np.abs(ours_state[n] - p.detach().numpy()).max()) for n, p in model.named_parameters()) == 0
+    inputs = tc.minilm_batch(tokenizer)
+    loss, grads = torch_loss_and_grads(model, inputs)
+    OUT["minilm/loss"] = np.float64(loss)
+    summarize("minilm/grad", grads)
+    our_loss, ours = loss_and_grads(params, hparams, *inputs)
+    print(f"  loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
+    compare("MiniLM", ours, grads)
+
+
+def torch_train_steps(model, batches, settings):
+    """Trainer's loop: AdamW over Trainer's decay groups, the linear schedule, clipping; losses per step."""
+    decay = set(Trainer.get_decay_parameter_names(None, model))
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if n in decay], "weight_decay": settings["weight_decay"]},
+              {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=settings["lr"])
+    warmup = int(np.ceil(settings["steps"] * settings["warmup_ratio"]))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, settings["steps"])
+    losses = []
+    for inputs in batches:
+        input_ids, segment_ids, attention_mask, labels = map(torch.from_numpy, inputs)
+        loss = model(input_ids=input_ids, token_type_ids=segment_ids, attention_mask=attention_mask,
+                     labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings["max_norm"])
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return np.array(losses), as_params(dict(model.named_parameters()), model.config.num_hidden_layers)
+
+
+def report_steps(label, losses, ours_losses, params, final):
+    print(f"  {label}: losses {losses[0]:.5f} -> {losses[-1]:.5f}; worst |ours - torch| / torch over the steps "
+          f"{np.max(np.abs(ours_losses - losses) / np.abs(losses)):.1e}; final weights max |ours - torch| "
+          f"{max(float(np.abs(a - b).max()) for (_, a), (_, b) in zip(leaves(params), final)):.1e}")
+
+
+def steps():
+    print("10 AdamW steps, linear schedule with warmup, clipping (dropout off):")
+    hparams, params = tc.classifier("gelu")
+    batches = [tc.batch("gelu", step) for step in range(tc.TRAIN_STEPS["steps"])]
+    losses, final = torch_train_steps(torch_model(hparams, params), batches, tc.TRAIN_STEPS)
+    OUT["steps/gelu/loss"], OUT["steps/gelu/flat"] = losses, flat(final)
+    report_steps("random gelu", losses, tc.train_steps(params, hparams, batches, tc.TRAIN_STEPS)[0], params, final)
+
+    tokenizer, hparams, params = minilm()
+    model = torch_model(hparams, params)
+    batches = [tc.minilm_batch(tokenizer)] * tc.MINILM_TRAIN_STEPS["steps"]
+    start = {path: a.copy() for path, a in leaves(params)}
+    losses, final = torch_train_steps(model, batches, tc.MINILM_TRAIN_STEPS)
+    OUT["steps/minilm/loss"] = losses
+    summarize("steps/minilm/delta", [(path, a - start[path]) for path, a in final])
+    ours_losses, norms = tc.train_steps(params, hparams, batches, tc.MINILM_TRAIN_STEPS)
+    print(f"  MiniLM gradient norms {norms.min():.3f} to {norms.max():.3f} "
+          f"(clipped at {tc.MINILM_TRAIN_STEPS['max_norm']})")
+    report_steps("MiniLM", losses, ours_losses, params, final)
+    deltas = [(p, a - start[p]) for p, a in final]
+    compare("MiniLM update (final - start)", {p: a - start[p] for p, a in leaves(params)}, deltas)
+
+
+def adamw_alone():
+    hparams, params = tc.classifier("gelu")
+    model = torch_model(hparams, params)
+    decay = set(Trainer.get_decay_parameter_names(None, model))
+    named = list(model.named_parameters())
+    s = tc.ADAMW
+    groups = [{"params": [p for n, p in named if n in decay], "weight_decay": s["weight_decay"]},
+              {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=s["lr"], betas=s["betas"], eps=s["eps"])
+    state = adamw_init(params)
+    for step in range(s["steps"]):
+        grads = tc.adamw_grads(params, step)
+        for n, p in named:
+            p.grad = torch.from_numpy(np.ascontiguousarray(dict(to_state_dict(grads))[n]))
+        optimizer.step()
+        adamw_step(params, grads, state, s["lr"], s["weight_decay"], s["betas"], s["eps"])
+    final = as_params(dict(named), hparams["num_hidden_layers"])
+    OUT["adamw/flat"] = flat(final)
+    print(f"adamw_step alone ({s}): max |ours - torch| "
+          f"{max(float(np.abs(a - b).max()) for (_, a), (_, b) in zip(leaves(params), final)):.1e}")
+
+
+def round_trip():
+    """Goal 4: save_pretrained's folder in transformers: no missing or unexpected keys, the same logits."""
+    print("save_pretrained -> transformers:")
+    tokenizer, hparams, params = minilm()
+    cases = [("MiniLM + seeded head", tokenizer, dict(hparams, id2label={0: "negative", 1: "positive"}), params)]
+    tiny_tokenizer, tiny_hparams, tiny = load_model_folder(os.path.join(GOLDEN_DIR, "tiny-gelu"))
+    cases.append(("tests/golden/tiny-gelu + 3-label head", tiny_tokenizer, tiny_hparams,
+                  init_classifier(tiny, tiny_hparams, 3, seed=1)))
+    for label, tok, hp, p in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = os.path.join(tmp, "saved")
+            save_pretrained(folder, tok, p, hp)
+            model, info = BertForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+            hf_tok = AutoTokenizer.from_pretrained(folder)
+            enc = hf_tok(tc.MINILM_SENTENCES, padding=True, return_tensors="pt")
+            with torch.no_grad():
+                hf_logits = model.eval()(**enc).logits.numpy()
+            ours = tok.batch_encode(tc.MINILM_SENTENCES, max_length=128)
+            assert (ours["input_ids"] == enc["input_ids"].numpy()).all()
+            _, pooled = bert(ours["input_ids"], ours["segment_ids"], p, hp, attention_mask=ours["attention_mask"])
+            diff = float(np.abs(classifier_head(pooled, p) - hf_logits).max())
+            keys = {k: v for k, v in info.items() if v}
+            print(f"  {label}: loading info {keys or 'clean'}; id2label {model.config.id2label}; "
+                  f"logits max |ours - transformers| {diff:.1e}")
+            assert not keys and diff <= 1e-4
+
+
+def main():
+    random_gradients()
+    minilm_gradients()
+    steps()
+    adamw_alone()
+    round_trip()
+    path = os.path.join(GOLDEN_DIR, "train.npz")
+    np.savez_compressed(path, **OUT)
+    print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB, {len(OUT)} arrays)")
+
+
+if __name__ == "__main__":
+    main()

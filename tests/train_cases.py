@@ -1,0 +1,146 @@
+"""Random-weight classifiers, batches and training settings for the training tests, the same on every machine:
+make_golden_train.py feeds them to torch and stores only torch's outputs; the tests feed them to numpy-bert."""
+import zlib
+
+import numpy as np
+
+from convert import to_params
+from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, warmup_steps
+from synthetic import synthetic_state_dict
+from training import init_classifier, loss_and_grads
+
+BASE = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
+            max_position_embeddings=24, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0,
+            initializer_range=0.2)
+CASES = {  # name: config changes; every batch is padded except relu's
+    "gelu": dict(hidden_act="gelu", num_labels=3),
+    "gelu_new": dict(hidden_act="gelu_new", hidden_size=24, num_attention_heads=3, intermediate_size=40,
+                     num_hidden_layers=3, type_vocab_size=3, layer_norm_eps=1e-5, num_labels=2),
+    "relu": dict(hidden_act="relu", num_labels=2),
+    "mse": dict(hidden_act="gelu", num_labels=1),
+    "multi_label": dict(hidden_act="gelu", num_labels=4, problem_type="multi_label_classification"),
+}
+BATCH, LENGTH = 5, 12
+
+# The real all-MiniLM-L6-v2 with a seeded head, on a padded batch of real sentences
+MINILM_SENTENCES = [
+    "a charming , funny and touching film .",
+    "it is dull , far too long and never once surprising .",
+    "great .",
+    "the plot is thin , but the performances are all solid and the ending lands .",
+    "an ambitious mess .",
+    "i laughed , i cried , and then i checked my watch .",
+    "few movies this year have been so confidently made , or so easy to forget .",
+    "worth seeing for the music alone .",
+]
+MINILM_LABELS = np.array([1, 0, 1, 1, 0, 1, 0, 1])
+HEAD_SEED = 0
+
+# Ten AdamW steps with the linear schedule and clipping, dropout off
+TRAIN_STEPS = dict(steps=10, lr=1e-3, warmup_ratio=0.1, weight_decay=0.01, max_norm=1.0)
+MINILM_TRAIN_STEPS = dict(TRAIN_STEPS, lr=5e-5, max_norm=0.05)  # a small max_norm so that clipping acts
+# adamw_step alone, large settings: a wrong decay mask or epsilon placement shows
+ADAMW = dict(steps=3, lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6)
+
+
+def config(name):
+    """The case's config.json as a dict (num_labels and problem_type included)."""
+    return {**BASE, **CASES[name]}
+
+
+def classifier(name, dtype=np.float32):
+    """(hparams, params): synthetic encoder weights and a seeded classifier head, in dtype."""
+    hparams = config(name)
+    seed = zlib.crc32(name.encode())
+    params = init_classifier(to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"]),
+                             hparams, hparams["num_labels"], seed=seed)
+    return hparams, cast(params, dtype)
+
+
+def cast(tree, dtype):
+    if isinstance(tree, dict):
+        return {key: cast(value, dtype) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [cast(value, dtype) for value in tree]
+    return tree.astype(dtype, order="C")
+
+
+def batch(name, step=0):
+    """(input_ids, segment_ids, attention_mask, labels) for the case: ids in [1, V) with a [PAD] id (0) among
+    the real tokens of row 0, rows padded after random lengths (not in the relu case), two segments."""
+    hparams = config(name)
+    rng = np.random.default_rng([zlib.crc32(name.encode()), step])
+    lengths = np.full(BATCH, LENGTH) if name == "relu" else rng.integers(3, LENGTH + 1, BATCH)
+    lengths[rng.integers(BATCH)] = LENGTH
+    positions = np.arange(LENGTH)
+    attention_mask = (positions < lengths[:, None]).astype(np.int64)
+    input_ids = rng.integers(1, hparams["vocab_size"], (BATCH, LENGTH)) * attention_mask
+    input_ids[0, 1] = hparams["pad_token_id"]
+    splits = rng.integers(1, lengths + 1)
+    segment_ids = ((positions >= splits[:, None]) * attention_mask * rng.integers(1, hparams["type_vocab_size"],
+                                                                                 (BATCH, 1)))
+    n = hparams["num_labels"]
+    if n == 1:
+        labels = rng.standard_normal(BATCH).astype(np.float32)
+    elif hparams.get("problem_type") == "multi_label_classification":
+        labels = (rng.random((BATCH, n)) < 0.5).astype(np.float32)
+    else:
+        labels = rng.integers(0, n, BATCH)
+    return input_ids, segment_ids, attention_mask, labels
+
+
+def minilm_batch(tokenizer):
+    encoded = tokenizer.batch_encode(MINILM_SENTENCES, max_length=128)
+    return encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], MINILM_LABELS
+
+
+def probe_vectors(path, size, n=3):
+    """n seeded random vectors, uniform in [-0.5, 0.5), for the projections of the tensor at `path`:
+    float32 (n, size), cheap to draw for an 11.7M-entry embedding table."""
+    vectors = np.random.default_rng(zlib.crc32(path.encode())).random((n, size), dtype=np.float32)
+    vectors -= np.float32(0.5)
+    return vectors
+
+
+def probe_indices(path, flat, n=48):
+    """n seeded indices into the vector flat: half among its non-zero entries (all of them when fewer), the
+    rest anywhere."""
+    rng = np.random.default_rng(zlib.crc32(path.encode()) + 1)
+    nonzero = np.flatnonzero(flat)
+    some = rng.choice(nonzero, min(n // 2, len(nonzero)), replace=False) if len(nonzero) else nonzero
+    return np.concatenate([some, rng.choice(flat.size, n - len(some))]).astype(np.int64)
+
+
+def train_steps(params, hparams, batches, settings):
+    """numpy-bert's side of TRAIN_STEPS: one AdamW step per batch with the schedule and clipping, params
+    updated in place. Returns the loss and the gradient norm (before clipping) at every step."""
+    state = adamw_init(params)
+    total = len(batches)
+    warmup = warmup_steps(total, settings["warmup_ratio"])
+    losses, norms = [], []
+    for step, inputs in enumerate(batches):
+        loss, grads = loss_and_grads(params, hparams, *inputs)
+        norms.append(clip_grad_norm(grads, settings["max_norm"]))
+        adamw_step(params, grads, state, linear_schedule(step, total, warmup, settings["lr"]),
+                   settings["weight_decay"])
+        losses.append(loss)
+    return np.array(losses), np.array(norms)
+
+
+def adamw_grads(params, step):
+    """Seeded gradients for adamw_step alone: a different scale per array (1e-4 to 1), a few exact zeros."""
+    rng = np.random.default_rng([7, step])
+    grads = {}
+    for path, p in leaves(params):
+        g = rng.standard_normal(p.shape).astype(np.float32) * np.float32(10 ** rng.uniform(-4, 0))
+        g.reshape(-1)[rng.choice(g.size, max(1, g.size // 10), replace=False)] = 0
+        grads[path] = g
+    return unflatten(params, grads)
+
+
+def unflatten(params, flat, prefix=""):
+    """The tree of params' layout holding flat[path] at each path."""
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    tree = {key: unflatten(value, flat, f"{prefix}{key}/") if isinstance(value, (dict, list)) else
+            flat[f"{prefix}{key}"] for key, value in items}
+    return tree if isinstance(params, dict) else [tree[i] for i in range(len(params))]
