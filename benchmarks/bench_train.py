@@ -26,7 +26,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
-GOALS = {"seconds per epoch, numpy-bert / transformers": 1.25, "seed 0 accuracy": 0.82, "mean accuracy gap": 0.015}
 
 
 def demo_args(args, seed):
@@ -143,15 +142,11 @@ def report(results, args):
                     np.mean([r["test_accuracy"][-1] for r in results[side].values()])) for side in sides}
     for side, (seconds, accuracy) in means.items():
         print(f"{side}: {seconds:.1f} s per epoch on average, mean final accuracy {accuracy:.4f}")
-    if 0 in args.seeds:
-        print(f"goal: seed 0 accuracy {results['numpy-bert'][0]['test_accuracy'][-1]:.4f} "
-              f">= {GOALS['seed 0 accuracy']}")
     if len(sides) == 2:
         ratio = means["numpy-bert"][0] / means["transformers"][0]
         gap = means["numpy-bert"][1] - means["transformers"][1]
-        print(f"goal: seconds per epoch numpy-bert / transformers = {ratio:.2f} "
-              f"<= {GOALS['seconds per epoch, numpy-bert / transformers']}")
-        print(f"goal: mean accuracy numpy-bert - transformers = {gap:+.4f}, |gap| <= {GOALS['mean accuracy gap']}")
+        print(f"seconds per epoch, numpy-bert / transformers: {ratio:.2f}; "
+              f"mean final accuracy, numpy-bert - transformers: {gap:+.4f}")
 
 
 def main():

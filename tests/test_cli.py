@@ -12,7 +12,7 @@ from scripts import assert_usage_error, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
 CLASSIFY_KEYS = ("The keys are dataset_name, text_column, label_column, N, test_ratio, model_name, models_dir, "
-                 "pooling, batch_size, num_proc, seed")
+                 "seed, pooling, batch_size, num_proc")
 
 
 def refusal(parse, argv, capsys):
@@ -32,7 +32,7 @@ def refusal(parse, argv, capsys):
     (["test_Ratio", "0.5"], "unknown key test_Ratio: did you mean test_ratio?"),
     (["data.csv"], "data.csv is a value without its key: write dataset_name data.csv"),
     (["N", "10", "200"], "200 is a value without its key: write its key in front of it (N, test_ratio, "
-                         "batch_size, num_proc, seed)"),
+                         "seed, batch_size, num_proc)"),
     (["mean"], "mean is a value without its key: write pooling mean"),
     ([TINY], f"{TINY} is a value without its key: write model_name {TINY}"),
     (["imdb"], "unknown key imdb. " + CLASSIFY_KEYS + "; a value needs its key in front of it, as in "
