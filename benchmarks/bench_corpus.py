@@ -4,7 +4,7 @@ engine against the best single embed call. One command:
     python benchmarks/bench_corpus.py                          # the full run (a quiet machine: ~15 minutes)
     python benchmarks/bench_corpus.py --rows 300 --memory_rows 2000 20000 --rounds 1   # a quick check
 
-Texts are real movie reviews from ../shared/data, repeated to size. Every timed side runs in its own process
+Texts are real movie reviews from ../shared/data (else built from the hub: tests/review_data.py), repeated to size. Every timed side runs in its own process
 (imports and the interpreter are not timed; the model load is, on both sides), the sides alternate for
 --rounds rounds, and each figure is the best seen: the machine is shared and drifts 10-20%.
 - throughput: `embed` on all --rows texts in one call (the best a single call does, default threads) vs
@@ -31,7 +31,6 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
-DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 SETTINGS = ["--pooling", "mean", "--normalize"]  # how all-MiniLM-L6-v2 is meant to be used
 
 
@@ -53,9 +52,11 @@ def parse_args():
 
 
 def read_texts(name, n):
-    """n texts of ../shared/data/<name>, repeated to size, with an id column."""
+    """n texts of ../shared/data/<name> (else the sample tests/review_data.py builds), repeated to size, with an
+    id column."""
     import pandas as pd
-    texts = pd.read_csv(os.path.join(DATA, name))["text"].tolist()
+    from review_data import sample_path
+    texts = pd.read_csv(sample_path(name))["text"].tolist()
     return pd.DataFrame({"id": [f"doc-{i}" for i in range(n)], "text": (texts * (n // len(texts) + 1))[:n]})
 
 
@@ -67,8 +68,7 @@ def embed_side(args):
     texts = pd.read_csv(os.path.join(args.folder, "texts.csv"))["text"].tolist()
     start = time.perf_counter()
     tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model)
-    features = embed(texts, tokenizer, params, hparams, pooling="mean", progress=False)
-    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
+    features = embed(texts, tokenizer, params, hparams, pooling="mean", normalize=True, progress=False)
     seconds = time.perf_counter() - start
     np.save(os.path.join(args.folder, "embed.npy"), features)
     return {"seconds": seconds}

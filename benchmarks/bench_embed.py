@@ -1,7 +1,7 @@
 """Sentence embeddings of real text: pipelines.embed against what people use instead.
 
 Sides, each in its own process on the same number of threads (--threads, default: all cores):
-  numpy-bert             pipelines.embed(texts, ..., pooling="mean") on --threads worker threads
+  numpy-bert             pipelines.embed(texts, ..., pooling="mean", normalize=False) on --threads worker threads
   sentence-transformers  SentenceTransformer(folder).encode(texts) (its Transformer and Pooling modules)
   onnxruntime            the model exported once with torch.onnx, length-sorted batches, mean pooling
   transformers           BertModel in length-sorted batches, mean pooling
@@ -68,7 +68,7 @@ def numpy_bert(folder, threads, onnx_path):
     import utils
     tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params(folder)
     return lambda texts: pipelines.embed(texts, tokenizer, params, hparams, batch_size=BATCH, pooling="mean",
-                                         max_length=MAX_LENGTH, progress=False, n_threads=threads)
+                                         normalize=False, max_length=MAX_LENGTH, progress=False, n_threads=threads)
 
 
 def sentence_transformers(folder, threads, onnx_path):

@@ -13,7 +13,7 @@ import pytest
 import classify_demo
 import data
 import embed_corpus
-from conftest import GOLDEN_DIR, SHARED_DATA
+from conftest import GOLDEN_DIR
 from scripts import assert_one_line_error, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
@@ -25,9 +25,9 @@ def datasets_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def reviews():
+def reviews(rt_polarity):
     """40 real movie-review sentences with their labels."""
-    with open(os.path.join(SHARED_DATA, "rt_polarity_sample.csv"), encoding="utf-8", newline="") as f:
+    with open(rt_polarity, encoding="utf-8", newline="") as f:
         return [(r["text"], int(r["label"])) for r in csv.DictReader(f)][:40]
 
 

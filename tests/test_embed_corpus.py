@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import embed_corpus
-from conftest import GOLDEN_DIR, ROOT, SHARED_DATA
+from conftest import GOLDEN_DIR, ROOT, review_sample
 from pipelines import embed, embedding_settings, token_limit
 from utils import load_tokenizer_hparams_and_params
 
@@ -32,7 +32,7 @@ def datasets_cache(tmp_path, monkeypatch):
 
 
 def read_reviews(name, n):
-    with open(os.path.join(SHARED_DATA, name), encoding="utf-8", newline="") as f:
+    with open(review_sample(name), encoding="utf-8", newline="") as f:
         return [r["text"] for r in csv.DictReader(f)][:n]
 
 
