@@ -106,5 +106,6 @@ def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs,
 
 def predict(texts, tokenizer, params, hparams, batch_size=32, max_length=128):
     """The classifier's logits (N, num_labels) for the texts, float32 (inference: no dropout)."""
-    pooled = embed(texts, tokenizer, params, hparams, batch_size, "pooler", max_length, progress=False)
+    pooled = embed(texts, tokenizer, params, hparams, batch_size=batch_size, pooling="pooler", normalize=False,
+                   max_length=max_length, progress=False)
     return classifier_head(pooled, params)

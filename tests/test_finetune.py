@@ -207,6 +207,9 @@ def test_a_short_fine_tune_on_real_sentences_lowers_the_loss(tiny, sentences):
     assert before > 0.65 and training_loss() < 0.3
     logits = predict(texts, tokenizer, params, hparams, batch_size=16, max_length=64)
     assert (logits.argmax(axis=1) == labels).mean() >= 0.9
+    _, pooled = bert(encoded["input_ids"], encoded["segment_ids"], params, hparams,
+                     attention_mask=encoded["attention_mask"])  # the raw pooled output: not normalized
+    np.testing.assert_allclose(logits, classifier_head(pooled, params), rtol=1e-5, atol=1e-5)
 
 
 def test_save_pretrained_round_trip(tiny, tmp_path):
