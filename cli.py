@@ -21,8 +21,15 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args=None, namespace=None):
-        return super().parse_args(self.spelled_out(sys.argv[1:] if args is None else list(map(str, args))),
-                                  namespace)
+        return super().parse_args(self.command_line(args), namespace)
+
+    def parse_intermixed_args(self, args=None, namespace=None):
+        """parse_args for positionals that may come before and after the options."""
+        return super().parse_intermixed_args(self.command_line(args), namespace)
+
+    def command_line(self, args=None):
+        """args (default: sys.argv[1:]) as strings, spelled out (spelled_out)."""
+        return self.spelled_out(sys.argv[1:] if args is None else list(map(str, args)))
 
     def long_options(self):
         return [option for option in self._option_string_actions if option.startswith("--")]

@@ -45,7 +45,7 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, help="threads (local) or actors (ray) (default: one per CPU)")
     parser.add_argument("--rows_per_shard", type=int, default=10_000, help="input rows per shard (default: 10000)")
     parser.add_argument("--max_shards", type=int, help="stop after writing this many shards (run again to go on)")
-    args = parser.parse_intermixed_args(parser.spelled_out(list(map(str, argv))))  # INPUTs may come before and after the options
+    args = parser.parse_intermixed_args(argv)  # INPUTs may come before and after the options
     for name in ("max_length", "batch_size", "workers", "rows_per_shard", "max_shards"):
         value = getattr(args, name)
         if value is not None and value < 1:
