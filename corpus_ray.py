@@ -7,12 +7,17 @@ CorpusParts runs corpus.read_parts on the driver's node (the inputs need not be 
 Embedder actor takes the model from Ray's object store once, when it starts (the driver loaded it; no node
 but the driver needs the model files), and embeds parts with one BLAS thread per CPU it holds; the results come
 back to the driver in input order, and the driver writes the shards (no shared file system is needed).
+
+Every part travels as one row of list columns (`packed`), and every row is a block of its own: Ray Data hands
+a map task whole blocks, so a part is one task, given to whichever actor is free. (Blocks of many rows, or a
+part cut into small blocks, leave one actor busy while the other waits.)
 """
 import glob
 import logging
 import math
 import os
 
+import pyarrow as pa
 import ray
 import ray.data
 from ray.data import ActorPoolStrategy
@@ -20,7 +25,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 from threadpoolctl import threadpool_limits
 
-from corpus import PART_BYTES, PART_ROWS, embed_texts, read_parts, result_table
+from corpus import embed_texts, read_parts, result_table
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,7 +46,19 @@ class CorpusParts(Datasource):
     def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
         corpus, skip = self.corpus, self.skip_shards
         metadata = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
-        return [ReadTask(lambda: read_parts(corpus, skip), metadata)]
+        return [ReadTask(lambda: map(packed, read_parts(corpus, skip)), metadata)]
+
+
+def packed(table):
+    """The table as one row of list columns."""
+    offsets = pa.array([0, table.num_rows], pa.int32())
+    return pa.table({name: pa.ListArray.from_arrays(offsets, table[name].combine_chunks())
+                     for name in table.column_names})
+
+
+def unpacked(table):
+    """The rows of packed tables, in order."""
+    return pa.table({name: table[name].combine_chunks().flatten() for name in table.column_names})
 
 
 class Embedder:
@@ -51,8 +68,9 @@ class Embedder:
         threadpool_limits(limits=blas_threads, user_api="blas")  # for the life of this actor's process
         self.model, self.settings = ray.get(model_ref[0]), settings
 
-    def __call__(self, part):
-        return result_table(part, *embed_texts(part["text"].to_pylist(), self.model, self.settings))
+    def __call__(self, packed_part):
+        part = unpacked(packed_part)
+        return packed(result_table(part, *embed_texts(part["text"].to_pylist(), self.model, self.settings)))
 
 
 def connect(address=None):
@@ -81,12 +99,13 @@ def embed_ray(corpus, skip_shards, model, settings, workers):
     context.execution_options.preserve_order = True  # the driver holds one shard at a time
     context.enable_progress_bars = False  # embed_corpus shows its own bar
     context.print_on_execution_start = False
-    context.target_max_block_size = PART_BYTES // 4  # small blocks, bundled into batches of PART_ROWS rows
+    context.target_max_block_size = 1  # a block per row: a block per part
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled"
     share = cpu_share(workers)
-    parts = ray.data.read_datasource(CorpusParts(corpus, skip_shards), num_cpus=0)
+    parts = ray.data.read_datasource(CorpusParts(corpus, skip_shards), num_cpus=0, override_num_blocks=1)
     results = parts.map_batches(Embedder, fn_constructor_kwargs={
         "model_ref": [ray.put(model)], "settings": settings, "blas_threads": max(1, int(share))},
-        batch_size=PART_ROWS, batch_format="pyarrow", compute=ActorPoolStrategy(size=workers), num_cpus=share)
-    yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
+        batch_size=1, batch_format="pyarrow", compute=ActorPoolStrategy(size=workers), num_cpus=share)
+    for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+        yield unpacked(block)
