@@ -12,7 +12,6 @@ The engines (embed_local here, corpus_ray.embed_ray) turn parts into embeddings 
 parts in memory.
 """
 import collections
-import concurrent.futures
 import dataclasses
 import datetime
 import glob
@@ -23,12 +22,14 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from threadpoolctl import threadpool_limits
 
 import data
 from pipelines import embed, embedding_settings, token_limit
 
-PART_ROWS, PART_BYTES = 512, 1 << 18  # a part of texts handed to a worker: at most 512 texts and 256 KiB
+# a part of texts handed to a worker of the local engine: at most 2048 texts and 1 MiB. embed sorts a part's
+# texts by length into batches: the bigger the part, the less padding (real sentences: 6.6% more tokens than
+# one sort of the whole corpus with parts of 512, 1.3% with 2048)
+PART_ROWS, PART_BYTES = 2048, 1 << 20
 INTEGER = r"^-?(0|[1-9][0-9]*)$"  # an id column of a text file whose values all match this is read as int64
 
 
@@ -52,12 +53,13 @@ def config_sha256(hparams):
     return hashlib.sha256(json.dumps(hparams, sort_keys=True).encode()).hexdigest()
 
 
-def embed_texts(texts, model, settings):
-    """(embeddings (N, H) float32, n_tokens (N,) int32: the tokens fed to the model, [CLS] and [SEP] included)."""
+def embed_texts(texts, model, settings, n_threads=1):
+    """(embeddings (N, H) float32, n_tokens (N,) int32: the tokens fed to the model, [CLS] and [SEP] included),
+    computed on n_threads threads."""
     tokenizer, hparams, params = model
     features, n_tokens = embed(texts, tokenizer, params, hparams, batch_size=settings.batch_size,
                                pooling=settings.pooling, normalize=settings.normalize, max_length=settings.max_length,
-                               progress=False, return_n_tokens=True, n_threads=1)  # the workers are the threads
+                               progress=False, return_n_tokens=True, n_threads=n_threads)
     return features, np.minimum(n_tokens, settings.max_length).astype(np.int32)
 
 
@@ -235,21 +237,8 @@ def _cut(buffer, part_rows, part_bytes, final):
 
 
 def embed_local(parts, model, settings, workers):
-    """Result tables (row, key, n_tokens, embedding) for the parts, in order: `workers` threads embed parts
-    side by side (with a BLAS thread per core each: one, with a worker per core), at most 2 x workers parts
-    in flight."""
-    with threadpool_limits(limits=max(1, (os.cpu_count() or 1) // workers), user_api="blas"), \
-            concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        queue = collections.deque()
-        try:
-            for part in parts:
-                queue.append((part, pool.submit(embed_texts, part["text"].to_pylist(), model, settings)))
-                if len(queue) >= 2 * workers:
-                    part, future = queue.popleft()
-                    yield result_table(part, *future.result())
-            while queue:
-                part, future = queue.popleft()
-                yield result_table(part, *future.result())
-        finally:
-            for _, future in queue:
-                future.cancel()
+    """Result tables (row, key, n_tokens, embedding) for the parts, in order: a part's batches, sorted by
+    length and longest first, run on `workers` threads with one BLAS thread each (embed's n_threads), so the
+    threads finish a part together."""
+    for part in parts:
+        yield result_table(part, *embed_texts(part["text"].to_pylist(), model, settings, n_threads=workers))

@@ -26,17 +26,18 @@ BUCKET = 8
 BLAS = ThreadpoolController()
 
 
-def training_batches(lengths, batch_size, rng):
+def training_batches(lengths, batch_size, rng, group=BUCKET):
     """Row indices in batches of batch_size (the last may be smaller) with little padding: the rows are
-    shuffled, cut into groups of BUCKET batches, sorted by length within each group and cut into batches;
-    then the order of the batches is shuffled."""
+    shuffled, cut into groups of `group` batches, sorted by length within each group and cut into batches;
+    then the order of the batches is shuffled. group=1: random batches, as Trainer's default sampler draws
+    them."""
     lengths = np.asarray(lengths)
     order = rng.permutation(len(lengths))
     batches = []
-    for start in range(0, len(order), BUCKET * batch_size):
-        group = order[start:start + BUCKET * batch_size]
-        group = group[np.argsort(lengths[group], kind="stable")]
-        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    for start in range(0, len(order), group * batch_size):
+        group_rows = order[start:start + group * batch_size]
+        group_rows = group_rows[np.argsort(lengths[group_rows], kind="stable")]
+        batches += [group_rows[i:i + batch_size] for i in range(0, len(group_rows), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -21,7 +21,7 @@ from sklearn.metrics import classification_report
 import cli
 from demo_data import (add_data_arguments, bare_pairs_to_flags, check_data_arguments, class_names, load_rows,
                        split_indices)
-from finetune import predict, schedule, train_epoch, training_batches
+from finetune import BUCKET, predict, schedule, train_epoch, training_batches
 from model_folder import save_pretrained
 from optim import adamw_init
 from pipelines import token_limit
@@ -41,10 +41,14 @@ def parse_args(argv):
                         help="share of the steps with a rising learning rate, in [0, 1] (default: 0.1)")
     parser.add_argument("--weight_decay", type=float, default=0.01,
                         help="AdamW's decoupled weight decay, not on biases and LayerNorm (default: 0.01)")
+    parser.add_argument("--batches_per_group", type=int, default=BUCKET,
+                        help="length grouping: the shuffled training rows are cut into groups of this many "
+                             "batches and sorted by length within a group, for less padding; 1 gives random "
+                             "batches, as transformers' Trainer draws them (default: %(default)s)")
     parser.add_argument("--save_dir", help="write the fine-tuned model here (a new or empty folder)")
     args = parser.parse_args(bare_pairs_to_flags(argv, parser))
     check_data_arguments(args)
-    for name, low in (("epochs", 1), ("batch_size", 1), ("max_length", 3)):
+    for name, low in (("epochs", 1), ("batch_size", 1), ("max_length", 3), ("batches_per_group", 1)):
         if getattr(args, name) < low:
             sys.exit(f"error: {name} must be at least {low}, got {getattr(args, name)}")
     if not (np.isfinite(args.lr) and args.lr > 0):
@@ -72,10 +76,11 @@ def load_data(args):
 
 
 def epoch_batches(tokens, train, args):
-    """Each epoch's batches of training rows, length-bucketed and shuffled with the seed."""
+    """Each epoch's batches of training rows, length-grouped and shuffled with the seed."""
     rng = np.random.default_rng([args.seed, 1])
     lengths = np.array([len(t) for t in tokens])[train]
-    return [[train[rows] for rows in training_batches(lengths, args.batch_size, rng)] for _ in range(args.epochs)]
+    return [[train[rows] for rows in training_batches(lengths, args.batch_size, rng, args.batches_per_group)]
+            for _ in range(args.epochs)]
 
 
 def fine_tune(args, progress=True):

