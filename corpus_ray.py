@@ -5,7 +5,7 @@ Ray actors, on this machine or on a cluster.
 
 CorpusParts runs corpus.read_parts on the driver's node (the inputs need not be on the other nodes); each
 Embedder actor takes the model from Ray's object store once, when it starts (the driver loaded it; no node
-but the driver needs the model files), and embeds parts with one BLAS thread per CPU it holds; the results come
+but the driver needs the model files), and embeds parts on one thread with one BLAS thread; the results come
 back to the driver in input order, and the driver writes the shards (no shared file system is needed).
 
 Every part travels as one row of list columns (`packed`), and every row is a block of its own: Ray Data hands
@@ -23,7 +23,6 @@ import ray.data
 from ray.data import ActorPoolStrategy
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
-from threadpoolctl import threadpool_limits
 
 from corpus import embed_texts, read_parts, result_table
 
@@ -67,8 +66,7 @@ def unpacked(table):
 class Embedder:
     """map_batches' callable class: the model comes from the object store once per actor."""
 
-    def __init__(self, model_ref, settings, blas_threads):
-        threadpool_limits(limits=blas_threads, user_api="blas")  # for the life of this actor's process
+    def __init__(self, model_ref, settings):
         self.model, self.settings = ray.get(model_ref[0]), settings
 
     def __call__(self, packed_part):
@@ -108,7 +106,7 @@ def embed_ray(corpus, skip_shards, model, settings, workers):
     share = cpu_share(workers)
     parts = ray.data.read_datasource(CorpusParts(corpus, skip_shards), num_cpus=0, override_num_blocks=1)
     results = parts.map_batches(Embedder, fn_constructor_kwargs={
-        "model_ref": [ray.put(model)], "settings": settings, "blas_threads": max(1, int(share))},
+        "model_ref": [ray.put(model)], "settings": settings},
         batch_size=1, batch_format="pyarrow", compute=ActorPoolStrategy(size=workers), num_cpus=share)
     for block in results.iter_batches(batch_size=None, batch_format="pyarrow"):
         yield unpacked(block)
