@@ -24,7 +24,7 @@ from ray.data import ActorPoolStrategy
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from corpus import embed_texts, read_parts, result_table
+from corpus import embed_local, read_parts
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # a part per Ray task: at most 1024 texts and 512 KiB, smaller than the local engine's (corpus.PART_ROWS), so
@@ -71,7 +71,7 @@ class Embedder:
 
     def __call__(self, packed_part):
         part = unpacked(packed_part)
-        return packed(result_table(part, *embed_texts(part["text"].to_pylist(), self.model, self.settings)))
+        return packed(next(embed_local([part], self.model, self.settings, workers=1)))
 
 
 def connect(address=None):

@@ -6,7 +6,9 @@ each core runs its own batch, element-wise work included: NumPy releases the GIL
 ufuncs, so the threads run at once.
 
     for result in map_batches(fn, batches, n_threads=2):   # fn(batch) for each batch, in order
+    for item in ahead(items):        # the items of an iterable, the next one computed while the caller uses this one
 """
+import collections
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,8 +24,9 @@ def map_batches(fn, batches, n_threads=None):
     """Yield fn(batch) for each batch, in order, computed by n_threads worker threads (default:
     available_cores()) with BLAS limited to one thread (process-wide, until the last result is out). With
     n_threads=1 the calling thread computes them, on one BLAS thread too: each batch is computed the same
-    way whatever n_threads is, so the results are identical. Stopping early, or an exception in fn, cancels
-    the calls not yet started."""
+    way whatever n_threads is, so the results are identical. batches is read as the threads need more work
+    (two batches per thread in hand), so it may be a generator over more than memory holds. Stopping early,
+    or an exception in fn, cancels the calls not yet started."""
     n_threads = available_cores() if n_threads is None else n_threads
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
@@ -35,8 +38,24 @@ def _map_batches(fn, batches, n_threads):
         if n_threads == 1:
             yield from map(fn, batches)
             return
-        pool = ThreadPoolExecutor(n_threads)
+        pool, running = ThreadPoolExecutor(n_threads), collections.deque()
         try:
-            yield from pool.map(fn, batches)
+            for batch in batches:
+                running.append(pool.submit(fn, batch))
+                if len(running) == 2 * n_threads:
+                    yield running.popleft().result()
+            while running:
+                yield running.popleft().result()
         finally:
             pool.shutdown(cancel_futures=True)
+
+
+def ahead(items):
+    """Yield the items of an iterable in order, each one computed on a thread of its own while the caller
+    uses the one before: work done to produce an item (reading, tokenizing) overlaps the caller's."""
+    iterator, end = iter(items), object()
+    with ThreadPoolExecutor(1) as pool:
+        coming = pool.submit(next, iterator, end)
+        while (item := coming.result()) is not end:
+            coming = pool.submit(next, iterator, end)
+            yield item

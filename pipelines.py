@@ -16,7 +16,7 @@ import answer_spans
 import entities
 from bert import bert, classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
-from parallel import map_batches
+from parallel import ahead, map_batches
 from tokenization import MASK
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
@@ -39,28 +39,56 @@ def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_len
     "rows": their input indices. cls_only: the head reads only [CLS] (seq_output is [B, 1, H], see bert).
     The batches, longest first, run on n_threads worker threads (default: one per core) with one BLAS thread
     each (parallel.map_batches), the head included; the results are the same for any n_threads."""
-    check_positive("batch_size", batch_size)
-    n_special = 2 if tokens_b is None else 3
-    lengths = [min(len(a) + n_special + (0 if tokens_b is None else len(tokens_b[i])), max_length)
-               for i, a in enumerate(tokens_a)]
+    with tqdm(total=len(tokens_a), desc=desc, unit="text", disable=not progress) as bar:
+        _, results = next(run_model_parts(tokenizer, params, hparams, head, [(tokens_a, tokens_b)], max_length,
+                                          batch_size, cls_only, n_threads, bar.update))
+    return results
 
-    def run(rows):
+
+def run_model_parts(tokenizer, params, hparams, head, parts, max_length=512, batch_size=32, cls_only=False,
+                    n_threads=None, done=lambda n_inputs: None):
+    """For each (tokens_a, tokens_b) in the iterable parts: that part and run_model's results for it.
+
+    The parts are read and sorted into batches one part ahead, on a thread of their own (parallel.ahead), and
+    the batches of all parts go through one map_batches: the worker threads go on to the next part's batches
+    while the last ones of a part finish, so a stream of parts keeps every core busy. done(n) is called as
+    each batch of n inputs is finished."""
+    check_positive("batch_size", batch_size)
+
+    def batches_of(part):  # -> the part and its batches, longest first (so the threads finish together)
+        tokens_a, tokens_b = part
+        n_special = 2 if tokens_b is None else 3
+        lengths = [min(len(a) + n_special + (0 if tokens_b is None else len(tokens_b[i])), max_length)
+                   for i, a in enumerate(tokens_a)]
+        return part, length_batches(lengths, batch_size, hparams["hidden_size"])[::-1] or [np.arange(0)]
+
+    def work():  # every batch of every part: (part, its number of batches, rows)
+        for part, batches in ahead(map(batches_of, parts)):
+            yield from ((part, len(batches), rows) for rows in batches)
+
+    def run(job):
+        (tokens_a, tokens_b), _, rows = job
+        if not len(rows):
+            return job, []
         batch = tokenizer.batch_encode_tokens([tokens_a[i] for i in rows],
                                               None if tokens_b is None else [tokens_b[i] for i in rows],
                                               max_length=max_length)
         batch["rows"] = rows
         seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
                                          attention_mask=batch["attention_mask"], cls_only=cls_only)
-        return head(seq_output, pooled_output, batch)
+        return job, head(seq_output, pooled_output, batch)
 
-    results = [None] * len(tokens_a)
-    batches = length_batches(lengths, batch_size, hparams["hidden_size"])[::-1]  # so the threads finish together
-    with tqdm(total=len(tokens_a), desc=desc, unit="text", disable=not progress) as bar:
-        for rows, outputs in zip(batches, map_batches(run, batches, n_threads)):
-            for i, result in zip(rows, outputs):
-                results[i] = result
-            bar.update(len(rows))
-    return results
+    finished = 0
+    for (part, n_batches, rows), outputs in map_batches(run, work(), n_threads):
+        if finished == 0:
+            results = [None] * len(part[0])
+        for i, result in zip(rows, outputs):
+            results[i] = result
+        finished += 1
+        done(len(rows))
+        if finished == n_batches:
+            yield part, results
+            finished = 0
 
 
 def length_batches(lengths, batch_size, hidden_size, overhead=64):
@@ -109,15 +137,30 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     texts first), else PLAIN_BERT's (pooler output, not normalized, 512 tokens). A text longer than
     token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]. n_threads: see run_model (the
     features are the same for any n_threads)."""
+    if isinstance(texts, str):
+        raise TypeError("embed takes a list of texts; wrap a single text in a list")
+    stream = embed_parts([texts], tokenizer, params, hparams, batch_size, pooling, normalize, max_length, n_threads,
+                         done=lambda n: bar.update(n))  # the settings are checked here, before the bar shows
+    with tqdm(total=len(texts), desc="embed", unit="text", disable=not progress) as bar:
+        features, n_tokens = next(stream)
+    return (features, n_tokens) if return_n_tokens else features
+
+
+def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
+                n_threads=None, done=lambda n_texts: None):
+    """For each list of texts in the iterable parts, embed's features and n_tokens (a generator; the settings
+    are checked at the call), computed as a stream
+    (run_model_parts): the next parts are read while the threads compute, and no core waits between parts.
+    done(n) is called as each batch of n texts is finished."""
     model_config(params, hparams)
     pooling, normalize, max_length, lower = embedding_settings(hparams, pooling, normalize, max_length)
     check_pooling(pooling, params)
     check_positive("batch_size", batch_size)
     check_positive("max_length", max_length)
-    if isinstance(texts, str):
-        raise TypeError("embed takes a list of texts; wrap a single text in a list")
-    tokens = [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)]
-    n_tokens = np.array([len(t) + 2 for t in tokens], dtype=np.int64)
+    empty = np.empty((0, params["embeddings"]["word"].shape[1]), np.float32)
+
+    def tokenized(texts):
+        return [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)], None
 
     def head(seq_output, pooled_output, batch):
         features = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
@@ -125,10 +168,10 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
             features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
         return features
 
-    rows = run_model(tokenizer, params, hparams, head, tokens, None, token_limit(hparams, max_length), batch_size,
-                     progress, desc="embed", cls_only=pooling in ("pooler", "cls"), n_threads=n_threads)
-    features = np.stack(rows) if rows else np.empty((0, params["embeddings"]["word"].shape[1]), np.float32)
-    return (features, n_tokens) if return_n_tokens else features
+    stream = run_model_parts(tokenizer, params, hparams, head, map(tokenized, parts), token_limit(hparams, max_length),
+                             batch_size, pooling in ("pooler", "cls"), n_threads, done)
+    return ((np.stack(rows) if rows else empty, np.array([len(t) + 2 for t in tokens], dtype=np.int64))
+            for (tokens, _), rows in stream)
 
 
 def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):

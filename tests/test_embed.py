@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN_DIR
-from pipelines import embed
+from pipelines import embed, embed_parts
 from utils import load_tokenizer_hparams_and_params
 
 GOLDEN = np.load(os.path.join(GOLDEN_DIR, "minilm_embed.npz"))
@@ -124,3 +124,24 @@ def test_worker_threads_give_exactly_the_single_threaded_features(model, pooling
 def test_a_bad_thread_count_is_named(model):
     with pytest.raises(ValueError, match="n_threads must be a positive integer or None, got 0"):
         embed(TEXTS, *model, n_threads=0, progress=False)
+
+
+def test_a_stream_of_parts_gives_each_part_its_own_embed(model, rt_polarity):
+    """embed_parts: a part's features and token counts are exactly embed's on that part, whatever the parts
+    around it (an empty part included), and the next part is read before a part's last batch is out."""
+    with open(rt_polarity, encoding="utf-8") as f:
+        texts = [row["text"] for row in csv.DictReader(f)][:30]
+    parts, read = [texts[:11], [], texts[11:12], texts[12:]], []
+
+    def reading():
+        for part in parts:
+            read.append(len(part))
+            yield part
+    stream = embed_parts(reading(), *model, batch_size=4, pooling="mean", max_length=32, n_threads=2)
+    for i, (features, n_tokens) in enumerate(stream):
+        assert len(read) >= min(i + 2, len(parts))  # the next part was already read
+        alone, alone_n = embed(parts[i], *model, batch_size=4, pooling="mean", max_length=32, progress=False,
+                               n_threads=2, return_n_tokens=True)
+        np.testing.assert_array_equal(features, alone)
+        np.testing.assert_array_equal(n_tokens, alone_n)
+    assert i == len(parts) - 1

@@ -1,12 +1,13 @@
 """parallel.map_batches: results in order, calls on several threads at once with one BLAS thread each,
-errors and early stops cancel the rest, the BLAS limit is lifted afterwards."""
+batches read as needed, errors and early stops cancel the rest, the BLAS limit is lifted afterwards.
+parallel.ahead: the items in order, the next one made while the caller uses the current one."""
 import threading
 import time
 
 import pytest
 from threadpoolctl import threadpool_info
 
-from parallel import available_cores, map_batches
+from parallel import ahead, available_cores, map_batches
 
 
 def blas_threads():
@@ -66,3 +67,38 @@ def test_bad_thread_counts_are_named_before_any_work(bad):
 def test_default_is_every_available_core():
     assert available_cores() >= 1
     assert list(map_batches(lambda x: x + 1, [1, 2, 3])) == [2, 3, 4]
+
+
+def test_batches_are_read_only_as_the_threads_need_them():
+    read = []
+
+    def batches():
+        for x in range(1000):
+            read.append(x)
+            yield x
+    results = map_batches(lambda x: x, batches(), n_threads=2)
+    assert next(results) == 0 and len(read) == 4  # two batches per thread in hand
+    assert list(results) == list(range(1, 1000))
+
+
+def test_ahead_makes_the_next_item_while_the_caller_uses_this_one():
+    made = [threading.Event() for _ in range(3)]
+
+    def items():
+        for i, event in enumerate(made):
+            event.set()
+            yield threading.get_ident(), i
+    caller = threading.get_ident()
+    for maker, i in ahead(items()):
+        assert maker != caller
+        assert made[min(i + 1, 2)].wait(timeout=10)  # made while the caller holds item i
+
+
+def test_ahead_passes_errors_on_in_order():
+    def items():
+        yield 1
+        raise KeyError("no more")
+    got = ahead(items())
+    assert next(got) == 1
+    with pytest.raises(KeyError, match="no more"):
+        next(got)
