@@ -1,13 +1,19 @@
 """parallel.map_batches: results in order, calls on several threads at once with one BLAS thread each,
 batches read as needed, errors and early stops cancel the rest, the BLAS limit is lifted afterwards.
-parallel.ahead: the items in order, the next one made while the caller uses the current one."""
+parallel.ahead: the items in order, the next one made while the caller uses the current one.
+parallel.bert_threaded: bert.bert's outputs, its batch cut over worker threads."""
+import os
 import threading
 import time
 
+import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from parallel import ahead, available_cores, map_batches
+from bert import bert
+from conftest import GOLDEN_DIR
+from parallel import ahead, available_cores, bert_threaded, map_batches
+from utils import load_tokenizer_hparams_and_params
 
 
 def blas_threads():
@@ -102,3 +108,37 @@ def test_ahead_passes_errors_on_in_order():
     assert next(got) == 1
     with pytest.raises(KeyError, match="no more"):
         next(got)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    _, hparams, params = load_tokenizer_hparams_and_params(os.path.join(GOLDEN_DIR, "tiny-gelu"))
+    return params, hparams
+
+
+@pytest.mark.parametrize("n_threads, cls_only", [(2, False), (3, True), (8, False)])
+def test_bert_threaded_equals_bert(tiny, n_threads, cls_only):
+    params, hparams = tiny
+    rng = np.random.default_rng(0)
+    ids, segments = rng.integers(0, hparams["vocab_size"], (5, 9)), rng.integers(0, 2, (5, 9))
+    mask = np.arange(9) < rng.integers(1, 10, (5, 1))  # padded rows of different lengths
+    threaded = bert_threaded(ids, segments, params, hparams, mask, cls_only, n_threads)
+    alone = bert(ids, segments, params, hparams, mask, cls_only)
+    for got, expected in zip(threaded, alone):
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)  # float32 rounding of other batch shapes
+
+
+def test_bert_threaded_on_one_sequence_is_bert(tiny):
+    params, hparams = tiny
+    ids = np.arange(1, 8)
+    for got, expected in zip(bert_threaded(ids, None, params, hparams), bert(ids, None, params, hparams)):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_bert_threaded_names_mistakes_as_bert_does(tiny):
+    params, hparams = tiny
+    with pytest.raises(ValueError, match=r"segment_ids has shape \(3, 4\) but input_ids has shape \(4, 4\)"):
+        bert_threaded(np.ones((4, 4), int), np.zeros((3, 4), int), params, hparams)
+    with pytest.raises(ValueError, match="n_threads must be a positive integer or None, got 0"):
+        bert_threaded(np.ones((4, 4), int), None, params, hparams, n_threads=0)
