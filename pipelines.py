@@ -149,9 +149,8 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
 def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
                 n_threads=None, done=lambda n_texts: None):
     """For each list of texts in the iterable parts, embed's features and n_tokens (a generator; the settings
-    are checked at the call), computed as a stream
-    (run_model_parts): the next parts are read while the threads compute, and no core waits between parts.
-    done(n) is called as each batch of n texts is finished."""
+    are checked at the call), computed as a stream (run_model_parts): the next parts are read while the threads
+    compute, and no core waits between parts. done(n) is called as each batch of n texts is finished."""
     model_config(params, hparams)
     pooling, normalize, max_length, lower = embedding_settings(hparams, pooling, normalize, max_length)
     check_pooling(pooling, params)
