@@ -131,38 +131,41 @@ SCORES_PER_BLOCK = 2 ** 16  # 64 Ki float32 scores = 256 KiB: they stay in L2 fr
 
 
 def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]
-    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, all heads at once,
-    for a cache-sized block of sequences and query rows at a time: the block's scores [b, A, r, L] stay in
-    the L2 cache from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at
-    once would go out to memory and back at every step. n_queries: only the first Lq = n_queries positions
-    ask (the keys and values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
+    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, for a cache-sized
+    block of sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in the L2 cache
+    from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at once would go out
+    to memory and back at every step. n_queries: only the first Lq = n_queries positions ask (the keys and
+    values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
     B, L, H = x.shape
     D = H // n_head
     Lq = L if n_queries is None else n_queries
     xw = (x.reshape(-1, H) @ p["qkv"]["w"]).reshape(B, L, 3, n_head, D)  # x W_qkv: heads() adds the bias
     context = np.empty((B, Lq, n_head, D), dtype=np.float32)  # the heads side by side, for the output projection
     ones = np.ones(L, dtype=np.float32)
-    n_seqs, n_rows = attention_block(B, Lq, L, n_head)
+    n_seqs, n_heads, n_rows = attention_block(B, Lq, L, n_head)
     for b in range(0, B, n_seqs):
         q, k, v = heads(xw[b:b + n_seqs], p["qkv"]["b"], Lq)
         bias = None if mask_bias is None or not mask_bias[b:b + n_seqs].any() else mask_bias[b:b + n_seqs]
-        for r in range(0, Lq, n_rows):
-            scores = q[:, :, r:r + n_rows] @ k  # [b, A, r, L]
-            if bias is not None:  # padded keys get a large negative score: zero weight after the softmax
-                scores += bias
-            scores -= scores.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
-            weights = np.exp(scores, out=scores)  # the softmax before its division by the row sums...
-            out = context[b:b + n_seqs, r:r + n_rows].transpose(0, 2, 1, 3)  # [b, A, r, D]
-            np.matmul(weights, v, out=out)
-            row_sums = weights @ ones  # [b, A, r]; a matrix-vector product is faster than .sum() on short rows
-            out /= row_sums[..., None]  # ...done here, on D values a row instead of L
+        for a in range(0, n_head, n_heads):
+            for r in range(0, Lq, n_rows):
+                scores = q[:, a:a + n_heads, r:r + n_rows] @ k[:, a:a + n_heads]  # [b, a, r, L]
+                if bias is not None:  # padded keys get a large negative score: zero weight after the softmax
+                    scores += bias
+                scores -= scores.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
+                weights = np.exp(scores, out=scores)  # the softmax before its division by the row sums...
+                out = context[b:b + n_seqs, r:r + n_rows, a:a + n_heads].transpose(0, 2, 1, 3)  # [b, a, r, D]
+                np.matmul(weights, v[:, a:a + n_heads], out=out)
+                row_sums = weights @ ones  # [b, a, r]; a matrix-vector product is faster than .sum() on short rows
+                out /= row_sums[..., None]  # ...done here, on D values a row instead of L
     return dense(context.reshape(B, Lq, H), p["proj"])
 
 
 def attention_block(B, Lq, L, n_head):
-    """(sequences, query rows) of one attention block: as many as keep its scores within SCORES_PER_BLOCK."""
-    rows = max(1, min(Lq, SCORES_PER_BLOCK // (n_head * L)))
-    return max(1, min(B, SCORES_PER_BLOCK // (n_head * rows * L))), rows
+    """(sequences, heads, query rows) of one attention block, its scores within SCORES_PER_BLOCK: first as
+    many query rows as fit (taller matrices make faster products), then heads, then sequences."""
+    rows = max(1, min(Lq, SCORES_PER_BLOCK // L))
+    n_heads = max(1, min(n_head, SCORES_PER_BLOCK // (rows * L)))
+    return max(1, min(B, SCORES_PER_BLOCK // (n_head * rows * L))), n_heads, rows
 
 
 def heads(xw, bias, Lq):  # [b, L, 3, A, D], [3*A*D] -> Q [b, A, Lq, D] / sqrt(D), K^T [b, A, D, L], V [b, A, L, D]

@@ -1,5 +1,6 @@
 """What the benchmarks share: the machine line, the sgemm ceiling, the encoder's FLOPs, peak memory, the
 bert-base-shape checkpoint, and running one side of a comparison in its own process."""
+import itertools
 import json
 import os
 import platform
@@ -56,20 +57,20 @@ def matmuls_only(B, L, params, hparams):
     between them: the time no NumPy forward pass on this BLAS can beat."""
     import bert
     H, I, A = hparams["hidden_size"], hparams["intermediate_size"], hparams["num_attention_heads"]
-    n_seqs, n_rows = bert.attention_block(B, L, L, A)
+    n_seqs, n_heads, n_rows = bert.attention_block(B, L, L, A)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B * L, H), dtype=np.float32)
     h = rng.standard_normal((min(B * L, bert.ROWS_PER_PRODUCT), I), dtype=np.float32)
     q, v = rng.standard_normal((2, n_seqs, A, L, H // A), dtype=np.float32)
     kt = np.ascontiguousarray(q.transpose(0, 1, 3, 2))
-    weights = rng.random((n_seqs, A, n_rows, L), dtype=np.float32)
+    weights = rng.random((n_seqs, n_heads, n_rows, L), dtype=np.float32)
 
     def run():
         for block in params["blocks"]:
             x @ block["attn"]["qkv"]["w"]
-            for b in range(0, B, n_seqs):
-                for r in range(0, L, n_rows):
-                    q[:B - b, :, r:r + n_rows] @ kt[:B - b], weights[:B - b, :, :L - r] @ v[:B - b]
+            for b, a, r in itertools.product(range(0, B, n_seqs), range(0, A, n_heads), range(0, L, n_rows)):
+                heads = slice(a, a + n_heads)
+                q[:B - b, heads, r:r + n_rows] @ kt[:B - b, heads], weights[:B - b, :A - a, :L - r] @ v[:B - b, heads]
             x @ block["attn"]["proj"]["w"]
             for i in range(0, B * L, len(h)):
                 x[i:i + len(h)] @ block["ffn"]["fc"]["w"], h[:B * L - i] @ block["ffn"]["proj"]["w"]

@@ -42,9 +42,10 @@ def attention_formula(x, mask_bias, p):
     return context.transpose(0, 2, 1, 3).reshape(B, L, -1) @ p["proj"]["w"] + p["proj"]["b"]
 
 
-# scores per block -> (sequences, query rows) per block: one row at a time, rows split unevenly (37 = 12 x 3 + 1),
-# sequences split unevenly (5 = 2 + 2 + 1), everything in one block
-BLOCKS = {1: (1, 1), 3 * A * L: (1, 3), 2 * A * L * L: (2, L), 10 ** 9: (B, L)}
+# scores per block -> (sequences, heads, query rows) per block: one row of one head at a time, rows split
+# unevenly (37 = 12 x 3 + 1), heads split unevenly (4 = 3 + 1), sequences split unevenly (5 = 2 + 2 + 1),
+# everything in one block
+BLOCKS = {1: (1, 1, 1), 12 * L: (1, 1, 12), 3 * L * L: (1, 3, L), 2 * A * L * L: (2, A, L), 10 ** 9: (B, A, L)}
 
 
 @pytest.mark.parametrize("budget", sorted(BLOCKS))
@@ -52,7 +53,7 @@ def test_blocked_attention_equals_the_unblocked_formula(params, budget, monkeypa
     x, mask_bias = inputs()
     p = params["blocks"][0]["attn"]
     unblocked = bert.attention(x, mask_bias, p, A)  # the default blocks hold all of these scores at once
-    assert bert.attention_block(B, L, L, A) == (B, L)
+    assert bert.attention_block(B, L, L, A) == (B, A, L)
     monkeypatch.setattr(bert, "SCORES_PER_BLOCK", budget)
     assert bert.attention_block(B, L, L, A) == BLOCKS[budget]
     blocked = bert.attention(x, mask_bias, p, A)
