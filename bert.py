@@ -139,22 +139,23 @@ def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bia
     B, L, H = x.shape
     D = H // n_head
     Lq = L if n_queries is None else n_queries
-    xw = (x.reshape(-1, H) @ p["qkv"]["w"]).reshape(B, L, 3, n_head, D)  # x W_qkv: heads() adds the bias
+    q, k, v = heads(dense(x, p["qkv"]).reshape(B, L, 3, n_head, D), Lq)  # from x W_qkv + b
     context = np.empty((B, Lq, n_head, D), dtype=np.float32)  # the heads side by side, for the output projection
     ones = np.ones(L, dtype=np.float32)
     n_seqs, n_heads, n_rows = attention_block(B, Lq, L, n_head)
     for b in range(0, B, n_seqs):
-        q, k, v = heads(xw[b:b + n_seqs], p["qkv"]["b"], Lq)
-        bias = None if mask_bias is None or not mask_bias[b:b + n_seqs].any() else mask_bias[b:b + n_seqs]
+        seqs = slice(b, b + n_seqs)
+        bias = None if mask_bias is None or not mask_bias[seqs].any() else mask_bias[seqs]
         for a in range(0, n_head, n_heads):
+            group = (seqs, slice(a, a + n_heads))  # these sequences' heads a to a + n_heads
             for r in range(0, Lq, n_rows):
-                scores = q[:, a:a + n_heads, r:r + n_rows] @ k[:, a:a + n_heads]  # [b, a, r, L]
+                scores = q[group][:, :, r:r + n_rows] @ k[group]  # [b, a, r, L]
                 if bias is not None:  # padded keys get a large negative score: zero weight after the softmax
                     scores += bias
                 scores -= scores.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
                 weights = np.exp(scores, out=scores)  # the softmax before its division by the row sums...
-                out = context[b:b + n_seqs, r:r + n_rows, a:a + n_heads].transpose(0, 2, 1, 3)  # [b, a, r, D]
-                np.matmul(weights, v[:, a:a + n_heads], out=out)
+                out = context[seqs, r:r + n_rows, a:a + n_heads].transpose(0, 2, 1, 3)  # [b, a, r, D]
+                np.matmul(weights, v[group], out=out)
                 row_sums = weights @ ones  # [b, a, r]; a matrix-vector product is faster than .sum() on short rows
                 out /= row_sums[..., None]  # ...done here, on D values a row instead of L
     return dense(context.reshape(B, Lq, H), p["proj"])
@@ -168,16 +169,12 @@ def attention_block(B, Lq, L, n_head):
     return max(1, min(B, SCORES_PER_BLOCK // (n_head * rows * L))), n_heads, rows
 
 
-def heads(xw, bias, Lq):  # [b, L, 3, A, D], [3*A*D] -> Q [b, A, Lq, D] / sqrt(D), K^T [b, A, D, L], V [b, A, L, D]
-    """Each head's queries (scaled), keys (transposed) and values, x W + b: the bias is added as they are
-    copied into the contiguous layouts the matrix products want."""
-    D = xw.shape[-1]
-    b = bias.reshape(3, -1, 1, D)  # [3, A, 1, D]
-    q = np.add(xw[:, :Lq, 0].transpose(0, 2, 1, 3), b[0], order="C")
-    q *= np.float32(1 / np.sqrt(D))
-    k = np.add(xw[:, :, 1].transpose(0, 2, 3, 1), b[1].transpose(0, 2, 1), order="C")
-    v = np.add(xw[:, :, 2].transpose(0, 2, 1, 3), b[2], order="C")
-    return q, k, v
+def heads(xw, Lq):  # [B, L, 3, A, D] -> Q [B, A, Lq, D] / sqrt(D), K^T [B, A, D, L], V [B, A, L, D]
+    """Each head's queries (scaled by 1 / sqrt(D), in place), keys (transposed) and values: strided views of
+    x W + b, which the matrix products read as they are, without copies."""
+    q = xw[:, :Lq, 0].transpose(0, 2, 1, 3)
+    q *= np.float32(1 / np.sqrt(xw.shape[-1]))
+    return q, xw[:, :, 1].transpose(0, 2, 3, 1), xw[:, :, 2].transpose(0, 2, 1, 3)
 
 
 ROWS_PER_PRODUCT = 1024  # feed-forward rows per chunk: big products, and a [1024, I] intermediate that stays in L3
