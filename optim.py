@@ -110,20 +110,17 @@ def threads():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-_POOL = None
-
-
 def run_split(function, work):
     """[function(part) for each part] of the list `work` cut into one contiguous part per thread, the parts run
-    at once (NumPy releases the GIL inside each operation)."""
-    global _POOL
+    at once (NumPy releases the GIL inside each operation). The threads are the call's own: a pool kept
+    between calls could hold a thread that Ctrl-C interrupted as it was being started, one nothing would ever
+    wake, and the interpreter would wait for it forever at exit."""
     n = min(threads(), len(work))
     if n <= 1:
         return [function(work)]
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(threads())
     sizes = [len(work) * i // n for i in range(n + 1)]
-    return list(_POOL.map(function, [work[a:b] for a, b in zip(sizes, sizes[1:])]))
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(function, [work[a:b] for a, b in zip(sizes, sizes[1:])]))
 
 
 def linear_schedule(step, total_steps, warmup_steps, lr):

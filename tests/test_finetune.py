@@ -3,6 +3,7 @@ fine-tune that lowers the loss, and save_pretrained -> load_model_folder."""
 import csv
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import train_cases as tc
 from bert import bert, classifier_head
 from conftest import GOLDEN_DIR, review_sample
 from finetune import parallel_loss_and_grads, predict, schedule, train_epoch, training_batches
-from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, warmup_steps
+from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, run_split, warmup_steps
 from training import init_classifier, loss_and_grads
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
@@ -76,6 +77,19 @@ def test_adamw_updates_unseen_embedding_rows_by_decay_alone_as_the_dense_rule():
     for (path, a), b in zip(leaves(params), ref):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     assert state["step"] == 5
+
+
+def test_run_split_runs_the_parts_at_once_and_keeps_no_thread(monkeypatch):
+    """No pool thread outlives the call: one kept idle could be a thread that Ctrl-C interrupted while it was
+    being started, which nothing wakes, and the interpreter would wait for it forever at exit."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    before, both = set(threading.enumerate()), threading.Barrier(2, timeout=10)  # each part waits for the other
+
+    def work(part):
+        both.wait()
+        return part
+    assert run_split(work, list(range(5))) == [[0, 1], [2, 3, 4]]
+    assert set(threading.enumerate()) == before
 
 
 def test_adamw_refuses_what_it_cannot_update_in_place(tiny):
