@@ -132,10 +132,10 @@ SCORES_PER_BLOCK = 2 ** 16  # 64 Ki float32 scores = 256 KiB: they stay in L2 fr
 
 def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]
     """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, for a cache-sized
-    block of sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in the L2 cache
-    from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at once would go out
-    to memory and back at every step. n_queries: only the first Lq = n_queries positions ask (the keys and
-    values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
+    block of sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in the L2
+    cache all the way from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at
+    once would go out to memory and back at every step. n_queries: only the first Lq = n_queries positions
+    ask (the keys and values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
     B, L, H = x.shape
     D = H // n_head
     Lq = L if n_queries is None else n_queries

@@ -9,7 +9,8 @@ The NumPy side is timed twice: bert.bert as it is (its matrix products on all BL
 work on one core) and parallel.bert_threaded (a slice of the batch per thread, one BLAS thread each, so the
 element-wise work runs on every core). Besides each shape's time it prints the forward pass's matrix products
 alone (the floor no NumPy forward pass on this BLAS can beat), the share of the same-run sgemm ceiling, load
-time and peak memory. Without transformers installed, only the NumPy side runs. Real text of mixed length: benchmarks/bench_embed.py.
+time and peak memory. Without transformers installed, only the NumPy side runs. Real text of mixed length:
+benchmarks/bench_embed.py.
 
     python benchmarks/bench_forward.py [--rounds 5] [--repeats 2] [--threads N]
 """
