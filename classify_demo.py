@@ -21,7 +21,8 @@ from sklearn.metrics import classification_report
 import cli
 from demo_data import (add_data_arguments, bare_pairs_to_flags, check_data_arguments, class_names, load_rows,
                        split_indices)
-from pipelines import POOLINGS, check_pooling, embed, embedding_settings, token_limit
+from pipelines import POOLINGS, check_pooling, embed, embedding_settings
+from runner import token_limit
 from utils import load_tokenizer_hparams_and_params
 
 

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import data
-from pipelines import embed_parts, embedding_settings, token_limit
+from pipelines import embed_parts, embedding_settings
+from runner import token_limit
 
 # a part of texts the local engine sorts by length into batches: at most 4096 texts and 1 MiB. The bigger the
 # part, the less padding: on real sentences, parts of 1024 / 2048 / 4096 cost 2.0% / 1.1% / 0.45% more work

@@ -24,7 +24,7 @@ from demo_data import (add_data_arguments, bare_pairs_to_flags, check_data_argum
 from finetune import BUCKET, predict, schedule, train_epoch, training_batches
 from model_folder import save_pretrained
 from optim import adamw_init
-from pipelines import token_limit
+from runner import token_limit
 from training import init_classifier
 from utils import load_tokenizer_hparams_and_params
 

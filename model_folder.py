@@ -123,10 +123,12 @@ def _modules(folder):
 
 
 def module_files(folder):
-    """(required, optional) files that modules.json names, relative to folder: each Pooling module's config.json;
-    the Transformer module's sentence_bert_config.json. Both empty without modules.json."""
-    required, optional = [], []
-    for module in _modules(folder):
+    """(required, optional) files of a sentence-transformers folder, relative to it: each Pooling module's
+    config.json; the Transformer module's sentence_bert_config.json and config_sentence_transformers.json (its
+    prompts). Both empty without modules.json."""
+    modules = _modules(folder)
+    required, optional = [], ["config_sentence_transformers.json"] if modules else []
+    for module in modules:
         if module["type"] == "Pooling":
             required.append(posixpath.join(module["path"], "config.json"))
         elif module["type"] == "Transformer":
@@ -137,8 +139,9 @@ def module_files(folder):
 def sentence_transformers_settings(folder, tokenizer_config):
     """The settings SentenceTransformer.encode uses, from modules.json and the files it names:
     {"pooling": "cls" | "mean" | "max" | "mean_sqrt_len", "normalize": bool, "max_seq_length": int or None,
-    "do_lower_case": bool}; None without modules.json, or for a cross-encoder (a Transformer module alone).
-    Both layouts load: the hub's classic one (sentence_transformers.models.*, pooling_mode_*_token keys,
+    "do_lower_case": bool, "prompts": {name: text}, "default_prompt_name": str or None, "include_prompt": bool}
+    (include_prompt False: pooling leaves out the prompt's tokens); None without modules.json, or for a
+    cross-encoder (a Transformer module alone). Both layouts load: the hub's classic one (sentence_transformers.models.*, pooling_mode_*_token keys,
     max_seq_length in sentence_bert_config.json) and sentence-transformers 6's (pooling_mode, max_seq_length as
     tokenizer_config.json's model_max_length). Modules numpy-bert cannot run are a ValueError naming them."""
     modules, where = _modules(folder), os.path.join(folder, "modules.json")
@@ -161,14 +164,29 @@ def sentence_transformers_settings(folder, tokenizer_config):
     if max_seq_length is None:
         limit = tokenizer_config.get("model_max_length")
         max_seq_length = limit if isinstance(limit, int) and 0 < limit < NO_LIMIT else None
-    return {"pooling": _pooling_mode(os.path.join(folder, pooling["path"], "config.json")),
+    pooling_config = read_json(os.path.join(folder, pooling["path"], "config.json"))
+    return {"pooling": _pooling_mode(pooling_config, os.path.join(folder, pooling["path"], "config.json")),
             "normalize": len(modules) == 3, "max_seq_length": max_seq_length,
-            "do_lower_case": bool(st_config.get("do_lower_case", False))}
+            "do_lower_case": bool(st_config.get("do_lower_case", False)),
+            **_prompts(os.path.join(folder, "config_sentence_transformers.json")),
+            "include_prompt": bool(pooling_config.get("include_prompt", True))}
 
 
-def _pooling_mode(path):
-    """A Pooling module's config.json -> one of ST_POOLINGS' values, or a ValueError naming what is unsupported."""
-    config = read_json(path)
+def _prompts(path):
+    """{"prompts": {name: text}, "default_prompt_name": a name of prompts or None} from the folder's
+    config_sentence_transformers.json, as sentence-transformers reads them (a prompt of None is "")."""
+    config = read_json(path, {})
+    prompts, default = config.get("prompts") or {}, config.get("default_prompt_name")
+    if not (isinstance(prompts, dict) and all(isinstance(v, (str, type(None))) for v in prompts.values())):
+        raise ValueError(f"{path}: prompts must map names to texts")
+    if default is not None and default not in prompts:
+        raise ValueError(f"{path}: default_prompt_name {default!r} is not one of its prompts "
+                         f"({', '.join(map(repr, prompts)) or 'there are none'})")
+    return {"prompts": {name: text or "" for name, text in prompts.items()}, "default_prompt_name": default}
+
+
+def _pooling_mode(config, path):
+    """A Pooling module's config -> one of ST_POOLINGS' values, or a ValueError naming what is unsupported."""
     mode = config.get("pooling_mode")
     if mode is None:  # the boolean keys of sentence-transformers before 6; none set means mean
         mode = [m for key, m in ST_LEGACY_POOLING_KEYS.items() if config.get(key)] or ["mean"]

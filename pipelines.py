@@ -1,4 +1,4 @@
-"""Running BERT over many texts: one batched runner (run_model: length-sorted batches), and on it sentence features
+"""Running BERT over many texts, on the batched runner (runner.run_model: length-sorted batches): sentence features
 (embed) and transformers' task pipelines (text_classification, token_classification, question_answering,
 fill_mask), with their outputs, semantics and defaults.
 
@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 import answer_spans
 import entities
-from bert import bert, classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
+from bert import classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
-from parallel import ahead, map_batches
+from runner import check_positive, per_token, run_model, run_model_parts, token_limit
 from tokenization import MASK
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
@@ -25,107 +25,10 @@ PLAIN_BERT = {"pooling": "pooler", "normalize": False, "max_seq_length": 512, "d
 SCORE_FUNCTIONS = {"softmax": softmax, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "none": lambda x: x}
 
 
-# --- The runner ---------------------------------------------------------------------------------------
-
-def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_length=512, batch_size=32,
-              progress=False, desc="pipeline", cls_only=False, n_threads=None):
-    """head's result for each input, in input order, from the model run over batches of similar length.
-
-    tokens_a: one token list per input (as tokenizer.tokenize gives them); tokens_b: None, or the second texts
-    of pairs. Each input becomes [CLS] a [SEP] (b [SEP]), cut longest-first to max_length tokens. Inputs are
-    sorted by length into batches of at most batch_size (length_batches), so little padding is computed.
-    head(seq_output [B, L, H], pooled_output [B, H] or None, batch) -> B results, one per row of the batch (an
-    array with the batch axis first, or a list); batch is tokenizer.batch_encode_tokens' dict of the rows, plus
-    "rows": their input indices. cls_only: the head reads only [CLS] (seq_output is [B, 1, H], see bert).
-    The batches, longest first, run on n_threads worker threads (default: one per core) with one BLAS thread
-    each (parallel.map_batches), the head included; the results are the same for any n_threads."""
-    with tqdm(total=len(tokens_a), desc=desc, unit="text", disable=not progress) as bar:
-        _, results = next(run_model_parts(tokenizer, params, hparams, head, [(tokens_a, tokens_b)], max_length,
-                                          batch_size, cls_only, n_threads, bar.update))
-    return results
-
-
-def run_model_parts(tokenizer, params, hparams, head, parts, max_length=512, batch_size=32, cls_only=False,
-                    n_threads=None, done=lambda n_inputs: None):
-    """For each (tokens_a, tokens_b) in the iterable parts: that part and run_model's results for it.
-
-    The parts are read and sorted into batches one part ahead, on a thread of their own (parallel.ahead), and
-    the batches of all parts go through one map_batches: the worker threads go on to the next part's batches
-    while the last ones of a part finish, so a stream of parts keeps every core busy. done(n) is called as
-    each batch of n inputs is finished."""
-    check_positive("batch_size", batch_size)
-
-    def batches_of(part):  # -> the part and its batches, longest first (so the threads finish together)
-        tokens_a, tokens_b = part
-        n_special = 2 if tokens_b is None else 3
-        lengths = [min(len(a) + n_special + (0 if tokens_b is None else len(tokens_b[i])), max_length)
-                   for i, a in enumerate(tokens_a)]
-        return part, length_batches(lengths, batch_size, hparams["hidden_size"])[::-1] or [np.arange(0)]
-
-    def work():  # every batch of every part: (part, its number of batches, rows)
-        for part, batches in ahead(map(batches_of, parts)):
-            yield from ((part, len(batches), rows) for rows in batches)
-
-    def run(job):
-        (tokens_a, tokens_b), _, rows = job
-        if not len(rows):
-            return job, []
-        batch = tokenizer.batch_encode_tokens([tokens_a[i] for i in rows],
-                                              None if tokens_b is None else [tokens_b[i] for i in rows],
-                                              max_length=max_length)
-        batch["rows"] = rows
-        seq_output, pooled_output = bert(batch["input_ids"], batch["segment_ids"], params, hparams,
-                                         attention_mask=batch["attention_mask"], cls_only=cls_only)
-        return job, head(seq_output, pooled_output, batch)
-
-    finished = 0
-    for (part, n_batches, rows), outputs in map_batches(run, work(), n_threads):
-        if finished == 0:
-            results = [None] * len(part[0])
-        for i, result in zip(rows, outputs):
-            results[i] = result
-        finished += 1
-        done(len(rows))
-        if finished == n_batches:
-            yield part, results
-            finished = 0
-
-
-def length_batches(lengths, batch_size, hidden_size, overhead=64):
-    """Indices of texts in batches of at most batch_size, sorted by length and cut where it saves the most
-    work: the cuts minimize the sum over batches of rows x L x (1 + L / 6H) (the encoder's FLOPs for L padded
-    tokens, attention included) plus `overhead` tokens' worth per forward pass (dynamic programming)."""
-    order = np.argsort(lengths, kind="stable")
-    longest = np.asarray(lengths, dtype=np.float64)[order]
-    cost = np.zeros(len(order) + 1)  # cost[end]: the least work for the first `end` texts
-    cut = np.zeros(len(order) + 1, dtype=int)  # cut[end]: where the last of those batches starts
-    for end in range(1, len(order) + 1):
-        starts = np.arange(max(0, end - batch_size), end)
-        L = longest[end - 1]
-        total = cost[starts] + (end - starts) * L * (1 + L / (6 * hidden_size)) + overhead
-        cut[end], cost[end] = starts[total.argmin()], total.min()
-    batches, end = [], len(order)
-    while end:
-        batches.append(order[cut[end]:end])
-        end = cut[end]
-    return batches[::-1]
-
-
-def per_token(outputs, batch):
-    """A per-token head output [B, L, ...] as one array per row, cut to the row's real tokens."""
-    return [row[:n] for row, n in zip(outputs, batch["attention_mask"].sum(axis=1))]
-
-
-def token_limit(hparams, max_length=512):
-    """The most tokens, [CLS] and [SEP] included, that one input may have: max_length, or the model's
-    max_position_embeddings when that is smaller."""
-    return min(max_length, hparams["max_position_embeddings"])
-
-
 # --- Sentence features ----------------------------------------------------------------------------------
 
 def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
-          progress=True, return_n_tokens=False, n_threads=None):
+          progress=True, return_n_tokens=False, n_threads=None, prompt_name=None, prompt=None):
     """One float32 feature row per text, (N, H), in input order; with return_n_tokens, also each text's
     token count before truncation, [CLS] and [SEP] included, (N,) int64.
 
@@ -136,18 +39,20 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     sentence-transformers folder's (hparams["sentence_transformers"], whose do_lower_case also lowercases the
     texts first), else PLAIN_BERT's (pooler output, not normalized, 512 tokens). A text longer than
     token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]. n_threads: see run_model (the
-    features are the same for any n_threads)."""
+    features are the same for any n_threads). prompt: a text put before every text, as sentence-transformers'
+    prompts (e.g. "query: "), or prompt_name: the name of one of the folder's prompts; neither means the
+    folder's default_prompt_name's prompt, if it has one (see embedding_prompt)."""
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
     stream = embed_parts([texts], tokenizer, params, hparams, batch_size, pooling, normalize, max_length, n_threads,
-                         done=lambda n: bar.update(n))  # the settings are checked here, before the bar shows
+                         done=lambda n: bar.update(n), prompt_name=prompt_name, prompt=prompt)  # the settings are checked here, before the bar shows
     with tqdm(total=len(texts), desc="embed", unit="text", disable=not progress) as bar:
         features, n_tokens = next(stream)
     return (features, n_tokens) if return_n_tokens else features
 
 
 def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
-                n_threads=None, done=lambda n_texts: None):
+                n_threads=None, done=lambda n_texts: None, prompt_name=None, prompt=None):
     """For each list of texts in the iterable parts, embed's features and n_tokens (a generator; the settings
     are checked at the call), computed as a stream (run_model_parts): the next parts are read while the threads
     compute, and no core waits between parts. done(n) is called as each batch of n texts is finished."""
@@ -158,17 +63,25 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
     check_positive("max_length", max_length)
     empty = np.empty((0, params["embeddings"]["word"].shape[1]), np.float32)
 
+    def tokens(texts):
+        return [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)]
+
+    prompt, n_prompt = embedding_prompt(hparams, prompt_name, prompt, lambda text: len(tokens([text])[0]),
+                                        token_limit(hparams, max_length))
+
     def tokenized(texts):
-        return [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)], None
+        return tokens([prompt + text for text in texts] if prompt else texts), None
 
     def head(seq_output, pooled_output, batch):
-        features = _pool(pooling, seq_output, pooled_output, batch["attention_mask"])
+        mask = batch["attention_mask"].copy()
+        mask[:, :n_prompt] = 0  # the prompt's tokens, when the pooling leaves them out
+        features = _pool(pooling, seq_output, pooled_output, mask)
         if normalize:  # as torch's F.normalize: x / max(|x|, 1e-12)
             features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
         return features
 
     stream = run_model_parts(tokenizer, params, hparams, head, map(tokenized, parts), token_limit(hparams, max_length),
-                             batch_size, pooling in ("pooler", "cls"), n_threads, done)
+                             batch_size, pooling == "pooler" or pooling == "cls" and not n_prompt, n_threads, done)
     return ((np.stack(rows) if rows else empty, np.array([len(t) + 2 for t in tokens], dtype=np.int64))
             for (tokens, _), rows in stream)
 
@@ -180,6 +93,27 @@ def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):
     max_length = max_length if max_length is not None else own["max_seq_length"] or PLAIN_BERT["max_seq_length"]
     return (own["pooling"] if pooling is None else pooling, own["normalize"] if normalize is None else normalize,
             max_length, own["do_lower_case"])
+
+
+def embedding_prompt(hparams, prompt_name, prompt, n_tokens, limit):
+    """(the text put before each text, or "", how many tokens from the start the pooling leaves out: [CLS] and
+    the prompt's when the folder's include_prompt is False, else 0), as sentence-transformers' encode resolves
+    prompt and prompt_name (but giving both is a ValueError, where it warns and takes prompt).
+    n_tokens(text): how many tokens text has; limit: embed's token_limit."""
+    own = hparams.get("sentence_transformers", {})
+    prompts = own.get("prompts", {})
+    if prompt is not None and prompt_name is not None:
+        raise ValueError("give prompt or prompt_name, not both")
+    if prompt_name is not None and prompt_name not in prompts:
+        raise ValueError(f"prompt_name {prompt_name!r} is not one of the model's prompts "
+                         f"({', '.join(map(repr, prompts)) or 'it has none'})")
+    if prompt is None:
+        prompt = prompts.get(own.get("default_prompt_name") if prompt_name is None else prompt_name, "")
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be a str, got {type(prompt).__name__}")
+    if own.get("include_prompt", True) or not prompt:
+        return prompt, 0
+    return prompt, min(n_tokens(prompt) + 2, limit) - 1  # as sentence-transformers counts it: [CLS] prompt
 
 
 def _lowercased(texts, tokenizer):
@@ -202,8 +136,8 @@ def _pool(pooling, seq_output, pooled_output, attention_mask):
     """(B, H) sentence features from the encoder's outputs, as sentence-transformers' Pooling computes them."""
     if pooling == "pooler":
         return pooled_output
-    if pooling == "cls":
-        return seq_output[:, 0].copy()  # a copy: a view would keep the whole batch's seq_output alive
+    if pooling == "cls":  # the first token left in: [CLS], or the first after a prompt left out (a copy)
+        return seq_output[np.arange(len(seq_output)), attention_mask.argmax(axis=1)]
     real = attention_mask[:, :, None].astype(bool)
     if pooling == "max":
         return np.where(real, seq_output, np.float32(-np.inf)).max(axis=1)
@@ -381,11 +315,6 @@ def check_texts(texts, name="texts"):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
     return list(texts)
-
-
-def check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_top_k(top_k, none_means=None):

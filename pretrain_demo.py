@@ -13,7 +13,8 @@ import numpy as np
 
 import cli
 from bert import bert, mlm_head, nsp_head, softmax  # softmax works in place on the fresh logits
-from pipelines import fill_mask, token_limit
+from pipelines import fill_mask
+from runner import token_limit
 from utils import load_tokenizer_hparams_and_params
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[PAD]")

@@ -147,9 +147,9 @@ def export_onnx(folder, onnx_path):
 def matmuls_floor(folder, texts, threads):
     """Seconds that the matrix products alone of embed's batches take on `threads` worker threads (each
     batch's inputs are made outside the timing): no NumPy embed on this BLAS can be faster."""
-    import pipelines
     import utils
     from parallel import map_batches
+    from runner import length_batches
     tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params(folder)
     lengths = np.minimum([len(tokenizer.tokenize(text)) + 2 for text in texts], MAX_LENGTH)
 
@@ -158,7 +158,7 @@ def matmuls_floor(folder, texts, threads):
         start = time.perf_counter()
         run()
         return time.perf_counter() - start
-    return sum(map_batches(timed, pipelines.length_batches(lengths, BATCH, hparams["hidden_size"]), threads)) / threads
+    return sum(map_batches(timed, length_batches(lengths, BATCH, hparams["hidden_size"]), threads)) / threads
 
 
 def run_side(args):

@@ -98,6 +98,9 @@ def embeddings(folders, tmp):
     out = {}
     for name in tm.ST_MODELS:
         out[name] = SentenceTransformer(folders[name], device="cpu").encode(texts, batch_size=4)
+    for case, prompt in tm.PROMPT_CASES.items():  # prompts given at the call
+        model = SentenceTransformer(folders[case.split("/")[0]], device="cpu")
+        out[case] = model.encode(texts, batch_size=4, **prompt)
     out["minilm"] = SentenceTransformer(minilm_dir(), device="cpu").encode(
         texts + tm.reviews([0, 3]), batch_size=4)  # 256 tokens at most: the long reviews are cut
     check_st6_layout(folders["bge-classic"], tmp)

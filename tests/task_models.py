@@ -47,7 +47,21 @@ ST_MODELS = {
     "bge-st6": ("st6", "cls", True, True, {}, 48),
     "lowercase-max": ("classic", "max", False, False, {"max_seq_length": 40, "do_lower_case": True}, 512),
     "sqrt-len": ("classic", "mean_sqrt_len_tokens", True, True, {}, 512),
+    "prompted": ("st6", "mean", True, True, {}, 64),
+    "instructed-mean": ("classic", "mean", False, True, {"max_seq_length": 40}, 512),
+    "instructed-cls": ("st6", "cls", False, True, {}, 48),
 }
+# name -> (config_sentence_transformers.json's prompts and default_prompt_name, the Pooling's include_prompt)
+ST_PROMPTS = {
+    "prompted": ({"query": "query: ", "passage": "passage: ", "empty": None}, "query", True),
+    "instructed-mean": ({"query": "Represent this review for finding similar ones: ", "doc": ""}, None, False),
+    "instructed-cls": ({"query": "Instruct: find reviews like this one\nQuery: "}, "query", False),
+}
+# "model/case" -> SentenceTransformer.encode's prompt arguments, beside each model's own default
+PROMPT_CASES = {"prompted/passage": {"prompt_name": "passage"}, "prompted/empty": {"prompt_name": "empty"},
+                "prompted/given": {"prompt": "Summary: "}, "instructed-mean/query": {"prompt_name": "query"},
+                "instructed-mean/given": {"prompt": "Instruct: find the sentiment\nReview: "},
+                "instructed-cls/given": {"prompt": "Classify: "}}
 
 
 def encoder_state():
@@ -108,10 +122,13 @@ def write_st_model(folder, name, encoder=None):
         {"idx": i, "name": str(i), "path": paths[m], "type": ST_CLASSIC + m if layout == "classic" else ST6[m]}
         for i, m in enumerate(modules)])
     tokenizer_config = {"do_lower_case": lower, "model_max_length": max_length}
+    prompts, default_prompt_name, include_prompt = ST_PROMPTS.get(name, ({}, None, True))
+    write_json(os.path.join(folder, "config_sentence_transformers.json"),
+               {"prompts": prompts, "default_prompt_name": default_prompt_name, "similarity_fn_name": "cosine"})
     if layout == "classic":
         shutil.copy(os.path.join(minilm_dir(), "vocab.txt"), folder)
         write_json(os.path.join(folder, "1_Pooling", "config.json"), {
-            "word_embedding_dimension": ENCODER["hidden_size"],
+            "word_embedding_dimension": ENCODER["hidden_size"], "include_prompt": include_prompt,
             **{key: mode == pooling for key, mode in LEGACY_POOLING_KEYS.items()}})
     else:
         with open(os.path.join(minilm_dir(), "tokenizer.json"), encoding="utf-8") as f:
@@ -121,7 +138,7 @@ def write_st_model(folder, name, encoder=None):
         write_json(os.path.join(folder, "tokenizer.json"), tokenizer)
         tokenizer_config.update({"backend": "tokenizers", "tokenizer_class": "BertTokenizer", "strip_accents": None})
         write_json(os.path.join(folder, "1_Pooling", "config.json"), {
-            "embedding_dimension": ENCODER["hidden_size"], "pooling_mode": pooling, "include_prompt": True})
+            "embedding_dimension": ENCODER["hidden_size"], "pooling_mode": pooling, "include_prompt": include_prompt})
         if normalize:
             write_json(os.path.join(folder, "2_Normalize", "config.json"), {
                 "module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"})

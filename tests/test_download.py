@@ -300,11 +300,13 @@ def test_a_sentence_transformers_repository_brings_the_files_its_modules_name(hu
     lacks and nothing needs."""
     shutil.copytree(model_folders["bge-classic"], os.path.join(hub.root, "st-org", "bge"))
     _, hparams, _ = utils.load_tokenizer_hparams_and_params("st-org/bge")
-    assert files_in("models/st-org/bge") == ["1_Pooling", "config.json", "model.safetensors", "modules.json",
-                                             "sentence_bert_config.json", "tokenizer_config.json", "vocab.txt"]
+    assert files_in("models/st-org/bge") == ["1_Pooling", "config.json", "config_sentence_transformers.json",
+                                             "model.safetensors", "modules.json", "sentence_bert_config.json",
+                                             "tokenizer_config.json", "vocab.txt"]
     assert files_in("models/st-org/bge/1_Pooling") == ["config.json"]
     assert hparams["sentence_transformers"] == {"pooling": "cls", "normalize": True, "max_seq_length": 64,
-                                                "do_lower_case": False}
+                                                "do_lower_case": False, "prompts": {}, "default_prompt_name": None,
+                                                "include_prompt": True}
     assert not [path for path in hub.paths() if "Normalize" in path or "tokenizer.json" in path]
     hub.log.clear()
     utils.load_tokenizer_hparams_and_params("st-org/bge")

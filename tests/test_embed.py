@@ -90,7 +90,7 @@ def test_texts_are_cut_to_the_models_position_limit():
 
 
 def test_length_batches_cover_every_text_once_and_keep_short_texts_apart():
-    from pipelines import length_batches
+    from runner import length_batches
     lengths = [500, 10, 12, 480, 11, 490, 9, 505]
     batches = length_batches(lengths, batch_size=8, hidden_size=768)
     assert sorted(np.concatenate(batches).tolist()) == list(range(8))

@@ -19,7 +19,8 @@ import pytest
 
 import embed_corpus
 from conftest import GOLDEN_DIR, ROOT, review_sample
-from pipelines import embed, embedding_settings, token_limit
+from pipelines import embed, embedding_settings
+from runner import token_limit
 from utils import load_tokenizer_hparams_and_params
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")

@@ -14,18 +14,30 @@ from pipelines import embed, embedding_settings
 from task_models import model_folders  # noqa: F401  (the session fixture)
 
 GOLDEN = np.load(os.path.join(tm.GOLDEN, "embeddings.npz"))
+NO_PROMPTS = {"prompts": {}, "default_prompt_name": None, "include_prompt": True}
 SETTINGS = {
-    "bge-classic": {"pooling": "cls", "normalize": True, "max_seq_length": 64, "do_lower_case": False},
-    "bge-st6": {"pooling": "cls", "normalize": True, "max_seq_length": 48, "do_lower_case": False},
-    "lowercase-max": {"pooling": "max", "normalize": False, "max_seq_length": 40, "do_lower_case": True},
-    "sqrt-len": {"pooling": "mean_sqrt_len", "normalize": True, "max_seq_length": 512, "do_lower_case": False},
+    "bge-classic": {"pooling": "cls", "normalize": True, "max_seq_length": 64, "do_lower_case": False, **NO_PROMPTS},
+    "bge-st6": {"pooling": "cls", "normalize": True, "max_seq_length": 48, "do_lower_case": False, **NO_PROMPTS},
+    "lowercase-max": {"pooling": "max", "normalize": False, "max_seq_length": 40, "do_lower_case": True,
+                      **NO_PROMPTS},
+    "sqrt-len": {"pooling": "mean_sqrt_len", "normalize": True, "max_seq_length": 512, "do_lower_case": False,
+                 **NO_PROMPTS},
+    "prompted": {"pooling": "mean", "normalize": True, "max_seq_length": 64, "do_lower_case": False,
+                 "prompts": {"query": "query: ", "passage": "passage: ", "empty": ""}, "default_prompt_name": "query",
+                 "include_prompt": True},
+    "instructed-mean": {"pooling": "mean", "normalize": False, "max_seq_length": 40, "do_lower_case": False,
+                        "prompts": tm.ST_PROMPTS["instructed-mean"][0], "default_prompt_name": None,
+                        "include_prompt": False},
+    "instructed-cls": {"pooling": "cls", "normalize": False, "max_seq_length": 48, "do_lower_case": False,
+                       "prompts": tm.ST_PROMPTS["instructed-cls"][0], "default_prompt_name": "query",
+                       "include_prompt": False},
 }
 
 
 def test_real_minilm_equals_sentence_transformers_encode(minilm):
     tokenizer, hparams, params = load_model_folder(minilm)
     assert hparams["sentence_transformers"] == {"pooling": "mean", "normalize": True, "max_seq_length": 256,
-                                                "do_lower_case": False}
+                                                "do_lower_case": False, **NO_PROMPTS}
     texts = tm.embedding_texts() + tm.reviews([0])  # the golden file also has reviews([3])
     features = embed(texts, tokenizer, params, hparams, batch_size=5, progress=False)
     assert max(len(tokenizer.tokenize(t)) for t in texts) > 256  # the long review is cut at 256 tokens
@@ -39,6 +51,55 @@ def test_random_models_equal_sentence_transformers_encode(name, model_folders):
     assert hparams["sentence_transformers"] == SETTINGS[name]
     features = embed(tm.embedding_texts(), tokenizer, params, hparams, batch_size=3, progress=False)
     np.testing.assert_allclose(features, GOLDEN[name], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", tm.PROMPT_CASES)
+def test_prompts_given_at_the_call_equal_sentence_transformers_encode(case, model_folders):
+    """A prompt by name or as text, as encode's prompt_name / prompt: put before each text, and with the
+    Pooling's include_prompt False left out of the mean or the cls vector (the first token after it)."""
+    tokenizer, hparams, params = load_model_folder(model_folders[case.split("/")[0]])
+    features = embed(tm.embedding_texts(), tokenizer, params, hparams, batch_size=3, progress=False,
+                     **tm.PROMPT_CASES[case])
+    np.testing.assert_allclose(features, GOLDEN[case], rtol=0, atol=1e-5)
+
+
+def test_the_prompt_changes_the_features_and_is_counted_in_n_tokens(model_folders):
+    tokenizer, hparams, params = load_model_folder(model_folders["prompted"])
+    texts = tm.embedding_texts()[:3]
+    default, n_default = embed(texts, tokenizer, params, hparams, progress=False, return_n_tokens=True)
+    plain, n_plain = embed(texts, tokenizer, params, hparams, progress=False, return_n_tokens=True, prompt="")
+    np.testing.assert_array_equal(default, embed(texts, tokenizer, params, hparams, prompt_name="query",
+                                                 progress=False))
+    np.testing.assert_array_equal(plain, embed(texts, tokenizer, params, hparams, prompt_name="empty",
+                                               progress=False))
+    assert np.abs(default - plain).max() > 0.1
+    np.testing.assert_array_equal(n_default - n_plain, len(tokenizer.tokenize("query: ")))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prompt_name": "passage"}, r"prompt_name 'passage' is not one of the model's prompts \('query'\)"),
+    ({"prompt_name": "query", "prompt": "q: "}, "give prompt or prompt_name, not both"),
+    ({"prompt": 3}, "prompt must be a str, got int"),
+])
+def test_prompt_mistakes_are_named(kwargs, message, model_folders):
+    tokenizer, hparams, params = load_model_folder(model_folders["instructed-cls"])
+    with pytest.raises(ValueError, match=message):
+        embed(["a text"], tokenizer, params, hparams, progress=False, **kwargs)
+    tokenizer, hparams, params = load_model_folder(model_folders["bge-classic"])
+    with pytest.raises(ValueError, match="it has none"):
+        embed(["a text"], tokenizer, params, hparams, progress=False, prompt_name="query")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"prompts": {"query": "q: "}, "default_prompt_name": "passage"},
+     r"default_prompt_name 'passage' is not one of its prompts \('query'\)"),
+    ({"prompts": ["q: "]}, "prompts must map names to texts"),
+])
+def test_a_folders_prompt_mistakes_are_named(config, message, model_folders, tmp_path):
+    folder = copy_folder(model_folders, "prompted", tmp_path)
+    tm.write_json(str(folder / "config_sentence_transformers.json"), config)
+    with pytest.raises(ValueError, match=r"config_sentence_transformers.json: " + message):
+        load_model_folder(folder)
 
 
 def test_both_layouts_of_one_model_embed_alike(model_folders):
