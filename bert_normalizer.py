@@ -5,8 +5,9 @@ normalised character comes from in the original text (the map its offsets go thr
     normalize_with_sources("Héllo\\u200b WORLD", lower=True)  # ('hello world', [0, 1, 2, 3, 4, 6, 7, ...])
 
 Normalisation, in HF's order: NUL, U+FFFD and control/format/private-use characters are dropped, every
-whitespace character becomes a space, CJK ideographs get spaces around them; when lowercasing, accents are
-stripped (NFD, then nonspacing marks dropped) and each character is lowercased on its own. Every character
+whitespace character becomes a space, CJK ideographs get spaces around them (unless chinese_chars=False);
+accents are stripped (NFD, then nonspacing marks dropped) when strip_accents is True, or when it is None
+(the default) and lower is True; with lower, each character is then lowercased on its own. Every character
 of the result comes from one character of the input: sources[i] is its index there (all the characters an
 accented letter or a Hangul syllable decomposes into come from that letter or syllable).
 
@@ -94,7 +95,7 @@ def _is_cjk(cp):
     return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
 
-def _clean_char(char):
+def _clean_char(char, chinese_chars=True):
     """What text cleaning turns one character into: None (dropped), a space, itself, or itself spaced."""
     if char in "\t\n\r":
         return " "
@@ -102,7 +103,7 @@ def _clean_char(char):
         return None
     if char.isspace():
         return " "
-    if _is_cjk(ord(char)):
+    if chinese_chars and _is_cjk(ord(char)):
         return " " + char + " "
     return char
 
@@ -113,8 +114,12 @@ def lowercase(text):
     return text.replace("\u03a3", "\u03c3").lower()
 
 
-def _strip_accents_and_lower(chars):
-    return "".join(lowercase(c) for c in unicodedata.normalize("NFD", chars) if category(c) != "Mn")
+def _normalized_char(char, lower, strip, chinese_chars):
+    """What normalisation turns one character into (None: dropped), when its NFD reorders nothing."""
+    chars = _clean_char(char, chinese_chars) or ""
+    if strip:
+        chars = "".join(c for c in unicodedata.normalize("NFD", chars) if category(c) != "Mn")
+    return (lowercase(chars) if lower else chars) or None
 
 
 class _LazyTable(dict):
@@ -129,47 +134,50 @@ class _LazyTable(dict):
         return value
 
 
-_CLEAN_TABLE = _LazyTable(_clean_char)
-_LOWER_TABLE = _LazyTable(lambda c: _strip_accents_and_lower(_clean_char(c) or "") or None)
+# (lower, strip accents, space CJK) -> its table; the usual two: (True, True, True) and (False, False, True)
+_TABLES = {(lower, strip, chinese): _LazyTable(lambda c, mode=(lower, strip, chinese): _normalized_char(c, *mode))
+           for lower in (False, True) for strip in (False, True) for chinese in (False, True)}
 
 
-def normalize(text, lower):
-    """`text` cleaned, CJK spaced, and with lower=True accent-stripped and lowercased, as HF's BertNormalizer."""
+def normalize(text, lower, strip_accents=None, chinese_chars=True):
+    """`text` as HF's BertNormalizer(lowercase=lower, strip_accents=strip_accents, handle_chinese_chars=
+    chinese_chars) gives it: cleaned, CJK spaced, accent-stripped and lowercased (see the module's docstring)."""
     if text.isascii():
         if _ASCII_CONTROL.search(text):
             text = _ASCII_CONTROL.sub("", text)
         return text.lower() if lower else text
-    if not lower:
-        return text.translate(_CLEAN_TABLE)
-    if _REORDERED.isdisjoint(text):
-        return text.translate(_LOWER_TABLE)
-    return _normalize_reordered(text)[0]
+    strip = lower if strip_accents is None else bool(strip_accents)
+    if strip and not _REORDERED.isdisjoint(text):
+        return _normalize_reordered(text, lower, chinese_chars)[0]
+    return text.translate(_TABLES[bool(lower), strip, bool(chinese_chars)])
 
 
-def normalize_with_sources(text, lower):
-    """(normalize(text, lower), sources): normalised character i comes from text[sources[i]]; sources is None
+def normalize_with_sources(text, lower, strip_accents=None, chinese_chars=True):
+    """(normalize(text, ...), sources): normalised character i comes from text[sources[i]]; sources is None
     when character i comes from text[i]."""
-    if lower and not text.isascii() and not _REORDERED.isdisjoint(text):
-        return _normalize_reordered(text)
+    strip = lower if strip_accents is None else bool(strip_accents)
+    if strip and not text.isascii() and not _REORDERED.isdisjoint(text):
+        return _normalize_reordered(text, lower, chinese_chars)
     if not _NOT_ONE_TO_ONE.search(text):
         return normalize(text, lower), None
-    table, sources, done = _LOWER_TABLE if lower else _CLEAN_TABLE, [], 0
+    table, sources, done = _TABLES[bool(lower), strip, bool(chinese_chars)], [], 0
     for match in _NOT_ONE_TO_ONE.finditer(text):
         k = match.start()
         sources.extend(range(done, k))
         sources.extend([k] * len(table[ord(text[k])] or ""))
         done = k + 1
     sources.extend(range(done, len(text)))
-    return normalize(text, lower), sources
+    return text.translate(table), sources
 
 
-def _normalize_reordered(text):
-    """normalize_with_sources for lowercasing text whose NFD reorders a kept mark, step by step as HF does it.
+def _normalize_reordered(text, lower, chinese_chars):
+    """normalize_with_sources when stripping accents from text whose NFD reorders a kept mark, step by step as
+    HF does it.
 
     HF decomposes the whole text, then canonical ordering sorts each run of marks by combining class; a
     character keeps the alignment of the position it lands on: the k-th character that replaces one (the
     first of each decomposition) comes from the k-th cleaned character, the others from the one before."""
-    cleaned = [(c, k) for k, char in enumerate(text) for c in _clean_char(char) or ""]
+    cleaned = [(c, k) for k, char in enumerate(text) for c in _clean_char(char, chinese_chars) or ""]
     decomposed = [(d, j > 0) for c, _ in cleaned for j, d in enumerate(unicodedata.normalize("NFD", c))]
     ordered, run = [], []
     for item in decomposed + [("", False)]:  # the empty sentinel is a starter: it ends the last run
@@ -182,7 +190,7 @@ def _normalize_reordered(text):
     for char, inserted in ordered[:-1]:
         replaced += not inserted
         if category(char) != "Mn":
-            lowered = lowercase(char)
+            lowered = lowercase(char) if lower else char
             normalized.append(lowered)
             sources += [cleaned[replaced][1]] * len(lowered)
     return "".join(normalized), sources

@@ -78,7 +78,8 @@ def _hf_cache_snapshots(repo):
 def download_model(repo, folder):
     """Fetch config.json, the vocabulary (vocab.txt, else tokenizer.json), tokenizer_config.json (if any), the
     weights and, for a sentence-transformers repository, modules.json and the files it names (the Pooling
-    config, sentence_bert_config.json) and config_sentence_transformers.json (its prompts). A folder this call creates is removed again if the download fails."""
+    config, sentence_bert_config.json) and config_sentence_transformers.json (its prompts). A folder this call
+    creates is removed again if the download fails."""
     created = os.path.abspath(folder)  # the outermost folder this call creates, if any
     while not os.path.isdir(os.path.dirname(created)):
         created = os.path.dirname(created)

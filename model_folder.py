@@ -42,8 +42,9 @@ def is_complete(folder):
 def load_model_folder(folder, name=None):
     """(tokenizer, hparams, params) from a model folder. hparams is config.json with bert.CONFIG_DEFAULTS filled
     in, plus "sentence_transformers" for a sentence-transformers folder (sentence_transformers_settings).
-    Lowercasing follows tokenizer_config.json; without it, tokenizer.json (when there is no vocab.txt), else a name
-    (default: the folder's) containing "cased" but not "uncased" keeps case."""
+    Lowercasing (and strip_accents, tokenize_chinese_chars) follows tokenizer_config.json; without it,
+    tokenizer.json (when there is no vocab.txt), else a name (default: the folder's) containing "cased" but not
+    "uncased" keeps case. Tokenizer settings numpy-bert cannot follow are a ValueError (check_tokenizer_files)."""
     folder = os.path.expanduser(os.fspath(folder))
     if not is_complete(folder):
         needs = f"config.json, {' or '.join(VOCAB_FILES)} and {' or '.join(WEIGHT_FILES)}"
@@ -54,11 +55,15 @@ def load_model_folder(folder, name=None):
     tokenizer_config = read_json(os.path.join(folder, "tokenizer_config.json"), {})
     if os.path.isfile(os.path.join(folder, "vocab.txt")):
         name = os.path.basename(os.path.normpath(name or folder)).lower()
-        lower = tokenizer_config.get("do_lower_case", "uncased" in name or "cased" not in name)
-        tokenizer = tokenization.FullTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=bool(lower))
-    else:  # as transformers: tokenizer_config.json's do_lower_case wins over tokenizer.json's normalizer
-        vocab, lower = read_tokenizer_json(os.path.join(folder, "tokenizer.json"))
-        tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=bool(tokenizer_config.get("do_lower_case", lower)))
+        vocab, normalizer = os.path.join(folder, "vocab.txt"), {
+            "do_lower_case": "uncased" in name or "cased" not in name, "strip_accents": None,
+            "tokenize_chinese_chars": True}
+    else:
+        vocab, normalizer = read_tokenizer_json(os.path.join(folder, "tokenizer.json"))
+    # as transformers: tokenizer_config.json's settings win over tokenizer.json's normalizer
+    tokenizer = tokenization.FullTokenizer(vocab, **{key: tokenizer_config.get(key, value)
+                                                     for key, value in normalizer.items()})
+    check_tokenizer_files(folder, tokenizer_config, tokenizer)
     settings = sentence_transformers_settings(folder, tokenizer_config)
     if settings is not None:
         hparams["sentence_transformers"] = settings
@@ -92,8 +97,9 @@ def read_config(path):
 
 
 def read_tokenizer_json(path):
-    """(vocabulary dict token -> id, do_lower_case) from the tokenizer.json of a BERT tokenizer, as the tokenizers
-    library saves it: a WordPiece model with "##" continuations after HF's BertNormalizer."""
+    """(vocabulary dict token -> id, {"do_lower_case", "strip_accents", "tokenize_chinese_chars"}) from the
+    tokenizer.json of a BERT tokenizer, as the tokenizers library saves it: a WordPiece model with "##"
+    continuations after HF's BertNormalizer."""
     data = read_json(path)
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
@@ -104,12 +110,47 @@ def read_tokenizer_json(path):
     normalizer = data.get("normalizer") or {}
     if normalizer.get("type") != "BertNormalizer":
         raise ValueError(f"{path}: normalizer {normalizer.get('type')!r} is not supported (BERT's is BertNormalizer)")
-    lower = bool(normalizer.get("lowercase", True))
-    strip_accents = normalizer.get("strip_accents")
-    if strip_accents is not None and bool(strip_accents) != lower:
-        raise ValueError(f"{path}: lowercase={lower} with strip_accents={strip_accents} is not supported: "
-                         "numpy-bert strips accents exactly when it lowercases, as BERT does")
-    return model["vocab"], lower
+    if normalizer.get("clean_text", True) is False:
+        raise ValueError(f"{path}: clean_text false is not supported: numpy-bert's tokenizer always cleans the text")
+    return model["vocab"], {"do_lower_case": bool(normalizer.get("lowercase", True)),
+                            "strip_accents": normalizer.get("strip_accents"),
+                            "tokenize_chinese_chars": bool(normalizer.get("handle_chinese_chars", True))}
+
+
+# tokenizer_config.json's (and special_tokens_map.json's) names of the special tokens, and BERT's tokens for them
+SPECIAL_TOKENS = {"unk_token": tokenization.UNK, "sep_token": tokenization.SEP, "pad_token": tokenization.PAD,
+                  "cls_token": tokenization.CLS, "mask_token": tokenization.MASK}
+
+
+def check_tokenizer_files(folder, tokenizer_config, tokenizer):
+    """A ValueError for tokenizer settings that HF's BertTokenizer follows and numpy-bert's tokenizer cannot, so
+    that they are never silently ignored: special tokens other than BERT's, added tokens (added_tokens.json,
+    added_tokens_decoder, tokenizer.json's added_tokens beyond BERT's special tokens), no basic tokenization,
+    never_split words."""
+    config_path = os.path.join(folder, "tokenizer_config.json")
+    map_path = os.path.join(folder, "special_tokens_map.json")
+    for path, settings in ((config_path, tokenizer_config), (map_path, read_json(map_path, {}))):
+        for key, standard in SPECIAL_TOKENS.items():
+            value = settings.get(key)
+            token = value.get("content") if isinstance(value, dict) else value
+            if token is not None and token != standard:
+                raise ValueError(f"{path}: {key} {token!r} is not supported: numpy-bert's tokenizer uses {standard}")
+        if settings.get("additional_special_tokens"):
+            raise ValueError(f"{path}: additional_special_tokens are not supported (numpy-bert's tokenizer keeps "
+                             f"{', '.join(SPECIAL_TOKENS.values())} alone whole)")
+    if tokenizer_config.get("do_basic_tokenize", True) is False or tokenizer_config.get("never_split"):
+        raise ValueError(f"{config_path}: do_basic_tokenize false and never_split are not supported: numpy-bert's "
+                         "tokenizer always splits on whitespace and punctuation")
+    tokenizer_json = read_json(os.path.join(folder, "tokenizer.json"), {})  # transformers reads it when it is there
+    added = [*read_json(os.path.join(folder, "added_tokens.json"), {}),
+             *(t.get("content") for t in (tokenizer_config.get("added_tokens_decoder") or {}).values()),
+             *(t.get("content") for t in (tokenizer_json.get("added_tokens") if isinstance(tokenizer_json, dict)
+                                          else None) or [])]
+    extra = sorted({str(token) for token in added} - set(tokenizer.specials))
+    if extra:
+        raise ValueError(f"{folder}: added tokens ({', '.join(map(repr, extra[:5]))}"
+                         f"{' ...' if len(extra) > 5 else ''}) are not supported: numpy-bert's tokenizer keeps "
+                         f"{', '.join(SPECIAL_TOKENS.values())} alone whole")
 
 
 def _modules(folder):
@@ -141,9 +182,10 @@ def sentence_transformers_settings(folder, tokenizer_config):
     {"pooling": "cls" | "mean" | "max" | "mean_sqrt_len", "normalize": bool, "max_seq_length": int or None,
     "do_lower_case": bool, "prompts": {name: text}, "default_prompt_name": str or None, "include_prompt": bool}
     (include_prompt False: pooling leaves out the prompt's tokens); None without modules.json, or for a
-    cross-encoder (a Transformer module alone). Both layouts load: the hub's classic one (sentence_transformers.models.*, pooling_mode_*_token keys,
-    max_seq_length in sentence_bert_config.json) and sentence-transformers 6's (pooling_mode, max_seq_length as
-    tokenizer_config.json's model_max_length). Modules numpy-bert cannot run are a ValueError naming them."""
+    cross-encoder (a Transformer module alone). Both layouts load: the hub's classic one
+    (sentence_transformers.models.*, pooling_mode_*_token keys, max_seq_length in sentence_bert_config.json) and
+    sentence-transformers 6's (pooling_mode, max_seq_length as tokenizer_config.json's model_max_length).
+    Modules numpy-bert cannot run are a ValueError naming them."""
     modules, where = _modules(folder), os.path.join(folder, "modules.json")
     if not modules or [m["type"] for m in modules] == ["Transformer"]:
         return None
@@ -296,6 +338,8 @@ def save_pretrained(folder, tokenizer, params, hparams):
         write_json(os.path.join(tmp, "config.json"), config)
         write_json(os.path.join(tmp, "tokenizer_config.json"),
                    {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
+                    "strip_accents": tokenizer.strip_accents,
+                    "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
                     "model_max_length": config["max_position_embeddings"]})
         with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
             # a token listed twice in the original kept its last id; its first line keeps the row count

@@ -45,7 +45,8 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
     stream = embed_parts([texts], tokenizer, params, hparams, batch_size, pooling, normalize, max_length, n_threads,
-                         done=lambda n: bar.update(n), prompt_name=prompt_name, prompt=prompt)  # the settings are checked here, before the bar shows
+                         done=lambda n: bar.update(n), prompt_name=prompt_name, prompt=prompt)
+    # the settings are checked here (embed_parts checks them at its call), before the bar shows
     with tqdm(total=len(texts), desc="embed", unit="text", disable=not progress) as bar:
         features, n_tokens = next(stream)
     return (features, n_tokens) if return_n_tokens else features

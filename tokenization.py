@@ -9,9 +9,10 @@ A text goes through four steps (the same as HF's Rust-backed BertTokenizer):
 1. Literal special tokens ([CLS], [SEP], [MASK], [PAD], [UNK]) are cut out of the raw text and kept whole.
    Matching is exact and case-sensitive, so "[mask]" is ordinary text even when lowercasing.
 2. Normalisation (bert_normalizer.py): NUL, U+FFFD and control/format/unassigned characters are dropped,
-   every whitespace character becomes a space, CJK ideographs get spaces around them; with do_lower_case,
-   accents are stripped (NFD, then combining marks dropped) and the text is lowercased one character at a
-   time. Each normalised character remembers the original one it comes from: that gives the offsets.
+   every whitespace character becomes a space, CJK ideographs get spaces around them (tokenize_chinese_chars);
+   with do_lower_case, accents are stripped (NFD, then combining marks dropped; strip_accents True or False
+   says otherwise, as in HF) and the text is lowercased one character at a time. Each normalised character
+   remembers the original one it comes from: that gives the offsets.
 3. Pre-tokenisation: split on whitespace, and every punctuation character becomes a word of its own.
 4. WordPiece: each word is split greedily, longest vocabulary match first; pieces after the first
    carry the "##" prefix. A word with an unmatchable rest, or over 100 characters, becomes [UNK].
@@ -76,14 +77,18 @@ def _truncate_pair(n_a, n_b, budget):
 class FullTokenizer:
     """WordPiece tokenizer reading a BERT vocab.txt; see the module docstring for what it does."""
 
-    def __init__(self, vocab_file, do_lower_case=True):
-        """vocab_file: a vocab.txt, or the vocabulary itself as a dict token -> id (as tokenizer.json holds it)."""
+    def __init__(self, vocab_file, do_lower_case=True, strip_accents=None, tokenize_chinese_chars=True):
+        """vocab_file: a vocab.txt, or the vocabulary itself as a dict token -> id (as tokenizer.json holds it).
+        do_lower_case, strip_accents (None: as do_lower_case) and tokenize_chinese_chars as HF's BertTokenizer."""
         if isinstance(vocab_file, dict):
             self.vocab = check_vocab(vocab_file, "the vocabulary")
         else:
             self.vocab = load_vocab(vocab_file)
         self.inv_vocab = {i: t for t, i in self.vocab.items()}
         self.do_lower_case = bool(do_lower_case)
+        self.strip_accents = None if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self._normalizing = (self.do_lower_case, self.strip_accents, self.tokenize_chinese_chars)
         self.specials = [t for t in (CLS, SEP, PAD, UNK, MASK) if t in self.vocab]
         self._special_split = re.compile("(" + "|".join(map(re.escape, self.specials)) + ")")
         self._longest_piece = max(len(t[2:] if t.startswith("##") else t) for t in self.vocab)
@@ -104,7 +109,7 @@ class FullTokenizer:
         return tokens
 
     def _tokenize_plain(self, text):
-        return list(chain.from_iterable(map(self._pieces.__getitem__, normalize(text, self.do_lower_case).split())))
+        return list(chain.from_iterable(map(self._pieces.__getitem__, normalize(text, *self._normalizing).split())))
 
     def tokenize_with_offsets(self, text):
         """(tokenize(text), offsets): each token's (start, end) span in `text` (str indices), as HF's
@@ -131,7 +136,7 @@ class FullTokenizer:
 
     def _plain_with_offsets(self, text):
         """Tokens of a text without literal special tokens, and the arrays of their starts and ends in it."""
-        normalized, sources = normalize_with_sources(text, self.do_lower_case)
+        normalized, sources = normalize_with_sources(text, *self._normalizing)
         codes = np.frombuffer(normalized.encode("utf-32-le"), dtype=np.uint32)
         space = codes <= 32  # normalize() leaves no whitespace but \t \n \r and space, nothing else <= 32
         word_starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))

@@ -23,6 +23,11 @@ from review_data import sample_path
 
 OUT_DIR = os.path.join(GOLDEN_DIR, "tokenizer")
 MODES = {"lower": True, "cased": False}
+# tokenizer_config.json settings other than the two usual ones -> settings.json.gz (tokens and offsets of every
+# corpus line, tokens of every code point between letters)
+SETTINGS = {"lower-keep-accents": {"do_lower_case": True, "strip_accents": False},
+            "cased-strip-accents": {"do_lower_case": False, "strip_accents": True},
+            "no-chinese-chars": {"do_lower_case": True, "tokenize_chinese_chars": False}}
 
 HANDWRITTEN = [
     "Hello, World! How are you?", "HeLLo!how  \t are yoU?  ", "H\u00e9llo  Ni\u00f1o caf\u00e9 na\u00efve r\u00e9sum\u00e9",
@@ -204,6 +209,13 @@ def main():
         encode[mode] = encode_cases(hf, corpus[len(HANDWRITTEN) - 10:])
         offsets[mode] = offset_cases(hf, corpus, lower)
         report_legacy_differences(corpus, hf, lower)
+    settings = {}
+    for mode, kwargs in SETTINGS.items():
+        hf = BertTokenizer.from_pretrained(minilm_dir(), **kwargs)
+        settings[mode] = {"kwargs": kwargs, "lines": [
+            [line, hf.tokenize(line), flat_offsets(hf(line, add_special_tokens=False, return_offsets_mapping=True))]
+            for line in corpus], "codepoints": codepoint_ranges(hf)}
+    write_json("settings.json.gz", settings)
     write_json("tokenize.json", tokenize)
     write_json("codepoints.json", codepoints)
     write_json("decode.json", decode)

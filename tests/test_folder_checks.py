@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 import checkpoint
@@ -111,3 +112,51 @@ def test_the_demos_say_it_in_one_line(tmp_path):
     assert_one_line_error(run_script("pretrain_demo.py", "--model_name", folder, "--text_a", "The cat sat."), expected)
     assert_one_line_error(run_script("classify_demo.py", "--model_name", folder, "--dataset_name", data, "--N", 20,
                                      env={"HF_DATASETS_CACHE": str(tmp_path / "cache")}), expected)
+
+
+def with_tokenizer_files(tmp_path, **files):
+    """tiny-gelu's folder with these files (name: its JSON, a dot in a name written as "__") instead."""
+    folder = tiny_copy(tmp_path)
+    for name, value in files.items():
+        path = folder / name.replace("__", ".")
+        path.unlink(missing_ok=True)
+        path.write_text(json.dumps(value), encoding="utf-8")
+    return folder
+
+
+def test_tokenizer_settings_reach_the_tokenizer_and_are_saved(tmp_path):
+    folder = with_tokenizer_files(tmp_path, tokenizer_config__json={
+        "do_lower_case": True, "strip_accents": False, "tokenize_chinese_chars": False})
+    tokenizer, hparams, params = model_folder.load_model_folder(folder)
+    assert (tokenizer.do_lower_case, tokenizer.strip_accents, tokenizer.tokenize_chinese_chars) == (True, False, False)
+    assert tokenizer.tokenize("Café 北京") == ["[UNK]", "[UNK]"]  # "café" keeps its accent; 北京 is one word
+    assert model_folder.load_model_folder(TINY)[0].tokenize("Café 北京") == ["c", "##a", "##f", "##e", "北", "京"]
+    params = {**params, "classifier": {"w": np.zeros((64, 2), np.float32), "b": np.zeros(2, np.float32)}}
+    model_folder.save_pretrained(tmp_path / "saved", tokenizer, params, hparams)
+    saved = model_folder.load_model_folder(tmp_path / "saved")[0]
+    assert (saved.do_lower_case, saved.strip_accents, saved.tokenize_chinese_chars) == (True, False, False)
+
+
+SPECIALS = {str(i): {"content": t, "special": True} for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])}
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"tokenizer_config__json": {"mask_token": "[unused0]"}}, r"json: mask_token '\[unused0\]' is not supported"),
+    ({"special_tokens_map__json": {"cls_token": {"content": "<s>"}}}, "cls_token '<s>' is not supported"),
+    ({"tokenizer_config__json": {"additional_special_tokens": ["[E1]"]}}, "additional_special_tokens are not"),
+    ({"tokenizer_config__json": {"do_basic_tokenize": False}}, "do_basic_tokenize false and never_split are not"),
+    ({"tokenizer_config__json": {"never_split": ["[E1]"]}}, "do_basic_tokenize false and never_split are not"),
+    ({"added_tokens__json": {"covidvax": 2506}}, r"added tokens \('covidvax'\) are not supported"),
+    ({"tokenizer_config__json": {"added_tokens_decoder": {**SPECIALS, "2506": {"content": "[E1]"}}}},
+     r"added tokens \('\[E1\]'\) are not supported"),
+])
+def test_tokenizer_settings_numpy_bert_cannot_follow_are_named(files, message, tmp_path):
+    """HF's tokenizer would follow them, so loading without them would tokenize differently without a word."""
+    with pytest.raises(ValueError, match=message):
+        model_folder.load_model_folder(with_tokenizer_files(tmp_path, **files))
+
+
+def test_bert_special_tokens_as_added_tokens_are_fine(tmp_path):
+    folder = with_tokenizer_files(tmp_path, tokenizer_config__json={
+        "do_lower_case": True, "added_tokens_decoder": SPECIALS, "mask_token": {"content": "[MASK]"}})
+    assert model_folder.load_model_folder(folder)[0].tokenize("The [SEP]") == ["the", "[SEP]"]

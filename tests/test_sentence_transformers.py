@@ -200,7 +200,8 @@ def test_a_cross_encoder_saved_by_sentence_transformers_6_is_a_plain_classifier(
 
 def test_tokenizer_json_alone_gives_vocabulary_and_casing(model_folders, tmp_path):
     """A BERT folder with tokenizer.json but no vocab.txt loads: lowercasing from tokenizer_config.json's
-    do_lower_case when it says, else from tokenizer.json's normalizer (as transformers does)."""
+    do_lower_case when it says, else from tokenizer.json's normalizer (as transformers 4 does), and so
+    strip_accents and tokenize_chinese_chars (handle_chinese_chars there)."""
     folder = shutil.copytree(model_folders["bge-st6"], tmp_path / "cased")
     for name in ("modules.json", "tokenizer_config.json"):
         os.remove(folder / name)
@@ -210,13 +211,19 @@ def test_tokenizer_json_alone_gives_vocabulary_and_casing(model_folders, tmp_pat
     assert tokenizer.tokenize("Hello") == ["[UNK]"] and len(tokenizer.vocab) == 30522
     tm.write_json(str(folder / "tokenizer_config.json"), {"do_lower_case": True})
     assert load_model_folder(folder)[0].tokenize("Hello") == ["hello"]
+    os.remove(folder / "tokenizer_config.json")
+    edit_json(folder / "tokenizer.json", lambda t: t["normalizer"].update(
+        lowercase=True, strip_accents=False, handle_chinese_chars=False))
+    tokenizer = load_model_folder(folder)[0]
+    assert (tokenizer.do_lower_case, tokenizer.strip_accents, tokenizer.tokenize_chinese_chars) == (True, False, False)
 
 
 @pytest.mark.parametrize("change, message", [
     (lambda t: t["model"].update(type="BPE"), "holds no WordPiece vocabulary: it is not a BERT tokenizer"),
     (lambda t: t["normalizer"].update(type="NFC"), "normalizer 'NFC' is not supported"),
-    (lambda t: t["normalizer"].update(strip_accents=False), "lowercase=True with strip_accents=False is not "
-                                                            "supported"),
+    (lambda t: t["normalizer"].update(clean_text=False), "clean_text false is not supported"),
+    (lambda t: t["added_tokens"].append({"id": 30522, "content": "covidvax", "special": False}),
+     r"added tokens \('covidvax'\) are not supported"),
     (lambda t: t["model"]["vocab"].pop("[SEP]"), r"lacks the special token\(s\) \[SEP\]"),
 ])
 def test_tokenizer_json_that_is_not_berts_is_named(change, message, model_folders, tmp_path):

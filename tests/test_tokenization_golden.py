@@ -1,4 +1,5 @@
 """tokenization.py against HF BertTokenizer's output, stored by tests/make_golden_tokenizer.py."""
+import functools
 import gzip
 import json
 import os
@@ -10,8 +11,10 @@ from conftest import GOLDEN_DIR
 from tokenization import FullTokenizer
 
 MODES = {"lower": True, "cased": False}
+SETTINGS = ("lower-keep-accents", "cased-strip-accents", "no-chinese-chars")  # tokenizer_config.json's others
 
 
+@functools.lru_cache(maxsize=None)
 def golden(name):
     with (gzip.open if name.endswith(".gz") else open)(os.path.join(GOLDEN_DIR, "tokenizer", name), "rt",
                                                          encoding="utf-8") as f:
@@ -36,17 +39,47 @@ def test_tokenize_matches_hf_on_every_corpus_line(mode_tok):
     assert not mismatches, mismatches[:3]
 
 
-def test_every_codepoint_between_letters_matches_hf(mode_tok):
-    """"a" + chr(cp) + "b" for all of planes 0-2, tags/variation selectors and some private use."""
-    mode, tok = mode_tok
+def codepoint_mismatches(tok, groups):
+    """(how many code points were checked, those whose "a" + chr(cp) + "b" tok tokenizes otherwise than HF):
+    groups is the golden {tokens joined by spaces: [[first, last], ...]}."""
     checked, mismatches = 0, []
-    for tokens, ranges in golden("codepoints.json")[mode].items():
+    for tokens, ranges in groups.items():
         want = tokens.split(" ") if tokens else []
         for first, last in ranges:
             for cp in range(first, last + 1):
                 checked += 1
                 if tok.tokenize("a" + chr(cp) + "b") != want:
                     mismatches.append(hex(cp))
+    return checked, mismatches
+
+
+def test_every_codepoint_between_letters_matches_hf(mode_tok):
+    """"a" + chr(cp) + "b" for all of planes 0-2, tags/variation selectors and some private use."""
+    mode, tok = mode_tok
+    checked, mismatches = codepoint_mismatches(tok, golden("codepoints.json")[mode])
+    assert checked > 190_000
+    assert not mismatches, mismatches[:20]
+
+
+@pytest.fixture(scope="module", params=SETTINGS)
+def settings_tok(request, minilm):
+    case = golden("settings.json.gz")[request.param]
+    return case, FullTokenizer(os.path.join(minilm, "vocab.txt"), **case["kwargs"])
+
+
+def test_other_settings_match_hf_tokens_and_offsets_on_every_corpus_line(settings_tok):
+    """strip_accents False with lowercasing, True without it, and tokenize_chinese_chars False, as
+    BertTokenizer(do_lower_case=..., strip_accents=..., tokenize_chinese_chars=...) gives them."""
+    case, tok = settings_tok
+    mismatches = [(text, tok.tokenize_with_offsets(text), tokens) for text, tokens, offsets in case["lines"]
+                  if tok.tokenize(text) != tokens or tok.tokenize_with_offsets(text) != (tokens, pairs(offsets))]
+    assert len(case["lines"]) > 400
+    assert not mismatches, mismatches[:3]
+
+
+def test_other_settings_match_hf_on_every_codepoint_between_letters(settings_tok):
+    case, tok = settings_tok
+    checked, mismatches = codepoint_mismatches(tok, case["codepoints"])
     assert checked > 190_000
     assert not mismatches, mismatches[:20]
 
