@@ -58,8 +58,10 @@ def answers(context, tokens, offsets, n_question, windows, top_k, max_answer_len
             null_score = min(null_score, float(p_start[0] * p_end[0]))
         p_start[0] = p_end[0] = 0
         for s, e, score in _best_spans(p_start, p_end, allowed, 2 * top_k + 10, max_answer_len):
-            if s == 0:  # a span from [CLS] has no word to widen to: transformers reads it from offset 0
-                char_start, char_end = 0, (int(offsets[e - first + start][1]) if e else 0)
+            if s == 0 or e == 0:  # a span from or to [CLS] has no word: transformers falls back to the tokens'
+                # offsets, (0, 0) for [CLS] (a span to [CLS] scores 0, and comes only when top_k asks for many)
+                char_start = int(offsets[s - first + start][0]) if s else 0
+                char_end = int(offsets[e - first + start][1]) if e else 0
             else:
                 char_start, char_end = _word_span(tokens, offsets, s - first + start, e - first + start, start, stop)
             text = context[char_start:char_end]
@@ -83,7 +85,7 @@ def _best_spans(p_start, p_end, allowed, k, max_answer_len):
     be chosen left out (numpy's argpartition and argsort pick among equal scores, as in transformers)."""
     scores = np.tril(np.triu(np.outer(p_start, p_end)), max_answer_len - 1)
     flat = scores.ravel()
-    if len(flat) < k:
+    if len(flat) <= k:  # (transformers' < fails on numpy's argpartition when they are equal)
         best = np.argsort(-flat)
     else:
         best = np.argpartition(-flat, k)[:k]

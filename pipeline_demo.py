@@ -28,6 +28,7 @@ OPTIONS = {
     "doc_stride": ("question-answering",), "max_seq_len": ("question-answering",),
     "max_answer_len": ("question-answering",), "handle_impossible_answer": ("question-answering",),
     "pooling": ("feature-extraction",), "normalize": ("feature-extraction",), "max_length": ("feature-extraction",),
+    "prompt": ("feature-extraction",), "prompt_name": ("feature-extraction",),
 }
 
 
@@ -68,6 +69,9 @@ def parse_args(argv):
     parser.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                         help="feature-extraction: unit-length vectors (default: the model's own)")
     parser.add_argument("--max_length", type=int, help="feature-extraction: tokens per text (default: the model's)")
+    parser.add_argument("--prompt", help="feature-extraction: a text put before every text, e.g. 'query: ' "
+                                         "(default: the model's default prompt, if it has one)")
+    parser.add_argument("--prompt_name", help="feature-extraction: one of the model's prompts, by name")
     parser.add_argument("--batch_size", type=int, default=32, help="inputs per forward pass (default: %(default)s)")
     args = parser.parse_args(argv)
     for option, tasks in OPTIONS.items():

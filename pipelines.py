@@ -17,7 +17,7 @@ import entities
 from bert import classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
 from runner import check_positive, per_token, run_model, run_model_parts, token_limit
-from tokenization import MASK
+from tokenization import MASK, PAD
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
 # embed's settings for a checkpoint that is not a sentence-transformers folder (hparams["sentence_transformers"])
@@ -283,8 +283,10 @@ def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch
 
 
 def _filled_in(tokenizer, ids, position, token_id, skip_special_tokens):
-    """The decoded input with token_id at position, as transformers' decode gives it."""
-    tokens = tokenizer.convert_ids_to_tokens([token_id if k == position else i for k, i in enumerate(ids)])
+    """The decoded input with token_id at position, as transformers' decode gives it (every [PAD] left out
+    first, the prediction's too, as the fill-mask pipeline does)."""
+    filled = [token_id if k == position else i for k, i in enumerate(ids)]
+    tokens = tokenizer.convert_ids_to_tokens([i for i in filled if i != tokenizer.vocab.get(PAD)])
     return tokenizer.convert_tokens_to_string(
         [t for t in tokens if not (skip_special_tokens and t in tokenizer.specials)])
 

@@ -33,7 +33,9 @@ UNK, CLS, SEP, PAD, MASK = "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"
 REQUIRED_TOKENS = (UNK, CLS, SEP, PAD)
 MAX_CHARS_PER_WORD = 100
 _CACHE_LIMIT = 200_000
-_GLUED_TO_PREVIOUS = (".", "?", "!", ",", "n't", "'s", "'m", "'ve", "'re")
+# the clean-up of HF's WordPiece decoder, applied in this order to each token (with its leading space)
+_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
 
 _ASCII_PUNCT_SPLIT = re.compile("([" + re.escape(ASCII_PUNCT) + "])")
 
@@ -207,20 +209,22 @@ class FullTokenizer:
 
     def decode(self, ids):
         """Text of `ids` as HF's decode gives it, after dropping [CLS], [SEP] and [PAD]: '##' pieces
-        are joined, other tokens space-separated, except that a token starting with . ? ! , n't 's 'm
-        've or 're is glued to the one before (HF's WordPiece decoder clean-up)."""
+        are joined, other tokens space-separated, then HF's WordPiece decoder clean-up (_CLEANUP: " ." -> ".",
+        " n't" -> "n't", ...) within each token and its leading space."""
         tokens = [t for t in self.convert_ids_to_tokens(ids) if t not in (CLS, SEP, PAD)]
         return self.convert_tokens_to_string(tokens)
 
     @staticmethod
     def convert_tokens_to_string(tokens):
-        """Text of `tokens` as HF's WordPiece decoder joins them: see decode (no token is dropped here)."""
-        out = tokens[:1]
-        for token in tokens[1:]:
-            if token.startswith("##"):
-                out.append(token[2:])
-            else:
-                out.append(token if token.startswith(_GLUED_TO_PREVIOUS) else " " + token)
+        """Text of `tokens` as HF's WordPiece decoder joins them: see decode (no token is dropped here). A
+        token may hold several words (token classification joins a group's words into one)."""
+        out = []
+        for i, token in enumerate(tokens):
+            if i:
+                token = token[2:] if token.startswith("##") else " " + token
+            for dirty, clean in _CLEANUP:
+                token = token.replace(dirty, clean)
+            out.append(token)
         return "".join(out)
 
     # --- model inputs ---------------------------------------------------------------------------

@@ -20,6 +20,9 @@ CASES = [{}, {"top_k": 3}, {"top_k": 2, "handle_impossible_answer": True},
          {"max_seq_len": 64, "doc_stride": 16, "top_k": 4},  # many windows
          {"max_seq_len": 48, "doc_stride": 20, "max_answer_len": 3, "handle_impossible_answer": True},
          {"top_k": 15, "max_answer_len": 4}]  # more answers than some windows have candidates
+# contexts of a word or two with a top_k that asks for every span: spans ending at [CLS] (score 0) come in
+SHORT_INPUTS = (["Who?", "What happened?", "Who?", "Who is it?"], ["a", "a", "a b", "Lang Zürich"])
+SHORT_CASES = [{"top_k": 12}, {"top_k": 20}]
 
 
 def main():
@@ -32,12 +35,13 @@ def main():
                           device="cpu")
         assert answer.tokenizer.is_fast
         cases = []
-        for kwargs in CASES:
-            outputs = [answer(question=q, context=c, **kwargs) for q, c in zip(questions, contexts)]
+        for kwargs, inputs in [(kwargs, None) for kwargs in CASES] + [(kwargs, SHORT_INPUTS) for kwargs in SHORT_CASES]:
+            outputs = [answer(question=q, context=c, **kwargs) for q, c in zip(*(inputs or (questions, contexts)))]
             outputs = [o if isinstance(o, list) else [o] for o in outputs]
             cases.append({"model": "qa", "kwargs": kwargs, "outputs": [[{k: v.item() if isinstance(v, np.generic)
                                                                          else v for k, v in a.items()} for a in o]
-                                                                       for o in outputs]})
+                                                                       for o in outputs],
+                          **({"inputs": inputs} if inputs else {})})
     tm.write_golden("question_answering", cases)
 
 

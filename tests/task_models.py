@@ -218,7 +218,11 @@ def classification_inputs():
 
 
 def token_classification_texts():
-    return reviews(range(40, 46), chars=400) + sentences(range(50, 54)) + EDGE_TEXTS + reviews([3])
+    # the last two: decomposed accents (a piece spans more characters than it has, so a word holds a space) and
+    # a dropped control character inside a word: a grouped entity's word is cleaned up as HF's decoder does
+    return (reviews(range(40, 46), chars=400) + sentences(range(50, 54)) + EDGE_TEXTS + reviews([3])
+            + ["Ana Mu\u0308ller from at Orle\u0301ans with Rene\u0301e's qu'a\u0300 l'e\u0301te\u0301",
+               "'squ'e\u0301t do not _'t\x7fQ"])
 
 
 def qa_inputs():
@@ -239,4 +243,5 @@ def fill_mask_texts():
         if i % 3 == 2:
             words[-2] = "[MASK]"
         texts.append(" ".join(words))
-    return texts + ["Paris is the [MASK] of France.", "The [MASK] sat on the [MASK] [MASK].", "un[MASK]able, isn't it?"]
+    return texts + ["Paris is the [MASK] of France.", "The [MASK] sat on the [MASK] [MASK].", "un[MASK]able, isn't it?",
+                    "[PAD] the [MASK] sat on the [MASK] ."]  # [PAD]s are left out of the filled-in sequence

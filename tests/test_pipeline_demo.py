@@ -82,6 +82,15 @@ def test_feature_extraction_uses_the_models_own_settings(model_folders, capsys):
     assert abs(np.linalg.norm(raw) - 1) > 0.01
 
 
+def test_feature_extraction_takes_prompts(model_folders):
+    texts = tm.embedding_texts()[:2]
+    for args, case in ((["--prompt_name", "passage"], "prompted/passage"),
+                       (["--prompt", "Summary: "], "prompted/given"), ([], "prompted")):  # []: the default prompt
+        printed = results(demo("feature-extraction", "--model_name", model_folders["prompted"], "--text", texts[0],
+                               "--text", texts[1], *args))
+        np.testing.assert_allclose(printed, EMBEDDINGS[case][:2], rtol=0, atol=1e-5)
+
+
 def main(*argv, capsys):
     """(exit status, stdout, stderr) of pipeline_demo.main(argv), run in this process until it exits."""
     with pytest.raises(SystemExit) as exit_:
@@ -113,6 +122,7 @@ def test_bad_options_are_one_usage_error_line(args, fragment, model_folders, cap
     ("text-classification", "emotion", ["--text", "a", "--text_pair", "b", "--text", "c"],
      "2 --text but 1 --text_pair"),
     ("feature-extraction", "bge-classic", ["--input", "missing.jsonl"], "cannot read --input missing.jsonl"),
+    ("feature-extraction", "prompted", ["--text", "a", "--prompt_name", "doc"], "prompt_name 'doc' is not one of"),
 ])
 def test_bad_input_is_one_error_line(task, model_name, args, fragment, model_folders, capsys):
     code, out, err = main(task, "--model_name", model_folders[model_name], *args, capsys=capsys)
