@@ -158,8 +158,8 @@ def normalize_with_sources(text, lower, strip_accents=None, chinese_chars=True):
     strip = lower if strip_accents is None else bool(strip_accents)
     if strip and not text.isascii() and not _REORDERED.isdisjoint(text):
         return _normalize_reordered(text, lower, chinese_chars)
-    if not _NOT_ONE_TO_ONE.search(text):
-        return normalize(text, lower), None
+    if not _NOT_ONE_TO_ONE.search(text):  # printable ASCII: one character for one
+        return normalize(text, lower, strip_accents, chinese_chars), None
     table, sources, done = _TABLES[bool(lower), strip, bool(chinese_chars)], [], 0
     for match in _NOT_ONE_TO_ONE.finditer(text):
         k = match.start()

@@ -53,17 +53,18 @@ def load_model_folder(folder, name=None):
     config = os.path.join(folder, "config.json")
     hparams = read_config(config)
     tokenizer_config = read_json(os.path.join(folder, "tokenizer_config.json"), {})
+    tokenizer_json = read_json(os.path.join(folder, "tokenizer.json"), {})  # transformers reads it when it is there
     if os.path.isfile(os.path.join(folder, "vocab.txt")):
         name = os.path.basename(os.path.normpath(name or folder)).lower()
         vocab, normalizer = os.path.join(folder, "vocab.txt"), {
             "do_lower_case": "uncased" in name or "cased" not in name, "strip_accents": None,
             "tokenize_chinese_chars": True}
     else:
-        vocab, normalizer = read_tokenizer_json(os.path.join(folder, "tokenizer.json"))
+        vocab, normalizer = tokenizer_json_settings(tokenizer_json, os.path.join(folder, "tokenizer.json"))
     # as transformers: tokenizer_config.json's settings win over tokenizer.json's normalizer
     tokenizer = tokenization.FullTokenizer(vocab, **{key: tokenizer_config.get(key, value)
                                                      for key, value in normalizer.items()})
-    check_tokenizer_files(folder, tokenizer_config, tokenizer)
+    check_tokenizer_files(folder, tokenizer_config, tokenizer_json, tokenizer)
     settings = sentence_transformers_settings(folder, tokenizer_config)
     if settings is not None:
         hparams["sentence_transformers"] = settings
@@ -96,11 +97,10 @@ def read_config(path):
         raise ValueError(f"{path} is not a BERT config: {e}") from None
 
 
-def read_tokenizer_json(path):
-    """(vocabulary dict token -> id, {"do_lower_case", "strip_accents", "tokenize_chinese_chars"}) from the
-    tokenizer.json of a BERT tokenizer, as the tokenizers library saves it: a WordPiece model with "##"
+def tokenizer_json_settings(data, path):
+    """(vocabulary dict token -> id, {"do_lower_case", "strip_accents", "tokenize_chinese_chars"}) from data, the
+    tokenizer.json (at path) of a BERT tokenizer, as the tokenizers library saves it: a WordPiece model with "##"
     continuations after HF's BertNormalizer."""
-    data = read_json(path)
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
         raise ValueError(f"{path} holds no WordPiece vocabulary: it is not a BERT tokenizer")
@@ -122,11 +122,11 @@ SPECIAL_TOKENS = {"unk_token": tokenization.UNK, "sep_token": tokenization.SEP, 
                   "cls_token": tokenization.CLS, "mask_token": tokenization.MASK}
 
 
-def check_tokenizer_files(folder, tokenizer_config, tokenizer):
+def check_tokenizer_files(folder, tokenizer_config, tokenizer_json, tokenizer):
     """A ValueError for tokenizer settings that HF's BertTokenizer follows and numpy-bert's tokenizer cannot, so
     that they are never silently ignored: special tokens other than BERT's, added tokens (added_tokens.json,
     added_tokens_decoder, tokenizer.json's added_tokens beyond BERT's special tokens), no basic tokenization,
-    never_split words."""
+    never_split words. tokenizer_config, tokenizer_json: those files' contents ({} for a missing one)."""
     config_path = os.path.join(folder, "tokenizer_config.json")
     map_path = os.path.join(folder, "special_tokens_map.json")
     for path, settings in ((config_path, tokenizer_config), (map_path, read_json(map_path, {}))):
@@ -141,7 +141,6 @@ def check_tokenizer_files(folder, tokenizer_config, tokenizer):
     if tokenizer_config.get("do_basic_tokenize", True) is False or tokenizer_config.get("never_split"):
         raise ValueError(f"{config_path}: do_basic_tokenize false and never_split are not supported: numpy-bert's "
                          "tokenizer always splits on whitespace and punctuation")
-    tokenizer_json = read_json(os.path.join(folder, "tokenizer.json"), {})  # transformers reads it when it is there
     added = [*read_json(os.path.join(folder, "added_tokens.json"), {}),
              *(t.get("content") for t in (tokenizer_config.get("added_tokens_decoder") or {}).values()),
              *(t.get("content") for t in (tokenizer_json.get("added_tokens") if isinstance(tokenizer_json, dict)
@@ -206,8 +205,9 @@ def sentence_transformers_settings(folder, tokenizer_config):
     if max_seq_length is None:
         limit = tokenizer_config.get("model_max_length")
         max_seq_length = limit if isinstance(limit, int) and 0 < limit < NO_LIMIT else None
-    pooling_config = read_json(os.path.join(folder, pooling["path"], "config.json"))
-    return {"pooling": _pooling_mode(pooling_config, os.path.join(folder, pooling["path"], "config.json")),
+    pooling_path = os.path.join(folder, pooling["path"], "config.json")
+    pooling_config = read_json(pooling_path)
+    return {"pooling": _pooling_mode(pooling_config, pooling_path),
             "normalize": len(modules) == 3, "max_seq_length": max_seq_length,
             "do_lower_case": bool(st_config.get("do_lower_case", False)),
             **_prompts(os.path.join(folder, "config_sentence_transformers.json")),
