@@ -167,7 +167,7 @@ def normalize_with_sources(text, lower, strip_accents=None, chinese_chars=True):
         sources.extend([k] * len(table[ord(text[k])] or ""))
         done = k + 1
     sources.extend(range(done, len(text)))
-    return text.translate(table), sources
+    return normalize(text, lower, strip_accents, chinese_chars), sources  # as normalize: ASCII keeps \t \n \r
 
 
 def _normalize_reordered(text, lower, chinese_chars):

@@ -2,7 +2,7 @@
 with the normalised text. (Agreement with HF is tested through the tokenizer in test_tokenization_golden.py.)"""
 import unicodedata
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import bert_normalizer
@@ -33,10 +33,11 @@ TEXT = st.lists(st.one_of(st.characters(min_codepoint=0, max_codepoint=0x10FFFF)
 
 
 @settings(max_examples=200, deadline=None)
-@given(TEXT, st.booleans())
-def test_sources_are_ordered_and_as_long_as_the_normalised_text(text, lower):
-    normalized, sources = normalize_with_sources(text, lower)
-    assert normalized == normalize(text, lower)
+@given(TEXT, st.booleans(), st.sampled_from([None, False, True]), st.booleans())
+@example("\x1f\n", False, None, True)  # ASCII with a dropped control: both keep the \n
+def test_sources_are_ordered_and_as_long_as_the_normalised_text(text, lower, strip_accents, chinese_chars):
+    normalized, sources = normalize_with_sources(text, lower, strip_accents, chinese_chars)
+    assert normalized == normalize(text, lower, strip_accents, chinese_chars)
     if sources is None:  # one to one
         sources = list(range(len(text)))
     assert len(sources) == len(normalized)
