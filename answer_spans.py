@@ -14,6 +14,8 @@ With handle_impossible_answer, the empty answer (start 0, end 0) is a candidate 
 """
 import numpy as np
 
+from runner import overflow_windows
+
 NO_NULL_SCORE = 1000000.0  # transformers' starting value for the smallest "no answer" score
 
 
@@ -33,13 +35,7 @@ def windows(n_question, n_context, max_seq_len, doc_stride):
     if doc_stride >= room:
         raise ValueError(f"doc_stride ({doc_stride}) must be smaller than the {room} context tokens of each window "
                          f"(max_seq_len {max_seq_len} - {n_question} question tokens - 3): lower doc_stride")
-    spans, start = [], 0
-    while True:
-        stop = min(start + room, n_context)
-        spans.append((start, stop))
-        if stop == n_context:
-            return spans
-        start += room - doc_stride
+    return overflow_windows(n_context, room, doc_stride)
 
 
 def answers(context, tokens, offsets, n_question, windows, top_k, max_answer_len, handle_impossible_answer):

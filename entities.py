@@ -1,5 +1,6 @@
 """Token classification's post-processing: per-token label probabilities -> the entity dicts of transformers'
-token-classification pipeline, for each of its aggregation strategies.
+token-classification pipeline, for each of its aggregation strategies (and, for pre-split input, its tokens:
+split_words).
 
 - "none": one dict per token {"entity", "score", "index", "word", "start", "end"}; word is the WordPiece token
   (e.g. "##pm"), index its position in the input ([CLS] is 0).
@@ -38,6 +39,18 @@ def entities(text, tokens, offsets, probs, labels, strategy, ignore_labels, toke
         found = [_group(group, tokenizer) for group in _label_runs(found)]
     key = "entity" if strategy == "none" else "entity_group"
     return [dict(e, score=float(e["score"])) for e in found if e[key] not in ignore_labels]
+
+
+def split_words(words, tokenizer, delimiter=" "):
+    """(the text, its tokens, their character spans in it) for a text given as a list of words, as transformers'
+    is_split_into_words reads it: the text is the words joined by delimiter, each word tokenized on its own."""
+    tokens, offsets, at = [], [], 0
+    for word in words:
+        word_tokens, word_offsets = tokenizer.tokenize_with_offsets(word)
+        tokens += word_tokens
+        offsets += [(start + at, end + at) for start, end in word_offsets]
+        at += len(word) + len(delimiter)
+    return delimiter.join(words), tokens, offsets
 
 
 def _words(pre):
@@ -89,3 +102,23 @@ def _group(run, tokenizer):
             "score": np.mean(np.nanmean([e["score"] for e in run])),
             "word": tokenizer.convert_tokens_to_string([e["word"] for e in run]),
             "start": run[0]["start"], "end": run[-1]["end"]}
+
+
+def merge_overlapping(found):
+    """The entities of a text's overlapping windows (token_classification's stride) as one list, as transformers
+    merges them: sorted by start; of an entity and the next ones that start inside it, the longest is kept (at
+    the same length, the one with the higher score)."""
+    if not found:
+        return found
+    found = sorted(found, key=lambda e: e["start"])
+    merged, previous = [], found[0]
+    for entity in found:
+        if previous["start"] <= entity["start"] < previous["end"]:
+            longer = (entity["end"] - entity["start"]) - (previous["end"] - previous["start"])
+            if longer > 0 or longer == 0 and entity["score"] > previous["score"]:
+                previous = entity
+        else:
+            merged.append(previous)
+            previous = entity
+    merged.append(previous)
+    return merged

@@ -6,9 +6,10 @@
 
 Inputs come from flags (--text, repeated; --text_pair; --question with --context) or from a JSON-lines file
 (--input, "-" for stdin): one input per line, either a JSON string (a text) or an object with the fields of
-the flags: {"text": ..., "text_pair": ...} or {"question": ..., "context": ...}. Each result is printed as one
-line of JSON, in input order: what the pipeline returns for that input (feature-extraction: embed's vector,
-with the model's own pooling and normalization unless --pooling / --no-normalize say otherwise).
+the flags: {"text": ..., "text_pair": ...} (text_pair optional) or {"question": ..., "context": ...}. Each
+result is printed as one line of JSON, in input order: what the pipeline returns for that input
+(feature-extraction: embed's vector, with the model's own pooling and normalization unless --pooling /
+--no-normalize say otherwise).
 """
 import argparse
 import json
@@ -24,7 +25,8 @@ OPTIONS = {
     "text_pair": ("text-classification",),
     "top_k": ("text-classification", "question-answering", "fill-mask"),
     "function_to_apply": ("text-classification",),
-    "aggregation_strategy": ("token-classification",),
+    "aggregation_strategy": ("token-classification",), "stride": ("token-classification",),
+    "targets": ("fill-mask",),
     "doc_stride": ("question-answering",), "max_seq_len": ("question-answering",),
     "max_answer_len": ("question-answering",), "handle_impossible_answer": ("question-answering",),
     "pooling": ("feature-extraction",), "normalize": ("feature-extraction",), "max_length": ("feature-extraction",),
@@ -59,6 +61,10 @@ def parse_args(argv):
                         help="text-classification's scores (default: as transformers chooses for the model)")
     parser.add_argument("--aggregation_strategy", choices=pipelines.entities.STRATEGIES,
                         help="token-classification: how tokens become entities (default: none)")
+    parser.add_argument("--stride", type=int, help="token-classification: read a text over the model's limit whole, "
+                                                   "in windows sharing this many tokens (needs --aggregation_strategy)")
+    parser.add_argument("--target", dest="targets", action="append",
+                        help="fill-mask: predict only this word (repeat for several)")
     parser.add_argument("--doc_stride", type=int, help="question-answering: tokens shared by windows (default 128)")
     parser.add_argument("--max_seq_len", type=int, help="question-answering: tokens per window (default 384)")
     parser.add_argument("--max_answer_len", type=int, help="question-answering: tokens per answer (default 15)")
@@ -121,7 +127,7 @@ def read_inputs(args):
             sys.exit(f"error: {args.input} line {n} is not JSON ({err})")
         item = {"text": item} if isinstance(item, str) and fields == ("text",) else item
         if not (isinstance(item, dict) and set(fields) <= set(item) <= set(allowed)
-                and all(isinstance(item[k], str) for k in fields)):
+                and all(isinstance(value, str) for value in item.values())):
             sys.exit(f"error: {args.input} line {n}: expected {describe(fields, allowed)}")
         inputs.append(item)
     if not inputs:
@@ -151,10 +157,8 @@ def run(args, inputs, tokenizer, params, hparams):
     if args.task == "feature-extraction":
         return pipelines.embed(texts, *model, batch_size=batch_size, progress=progress, **options).tolist()
     if args.task == "text-classification":
-        pairs = [i.get("text_pair") for i in inputs]
-        if any(p is not None for p in pairs) and not all(isinstance(p, str) for p in pairs):
-            raise ValueError("some inputs have a text_pair and some do not: give a pair for every text or for none")
-        options["text_pairs"] = pairs if pairs[0] is not None else None
+        pairs = [i.get("text_pair") for i in inputs]  # an input without one: "", no second text
+        options["text_pairs"] = [p or "" for p in pairs] if any(p is not None for p in pairs) else None
     run_task = {"text-classification": pipelines.text_classification, "fill-mask": pipelines.fill_mask,
                 "token-classification": pipelines.token_classification}[args.task]
     return run_task(texts, *model, batch_size=batch_size, progress=progress, **options)

@@ -8,6 +8,7 @@ fill_mask), with their outputs, semantics and defaults.
 answer_spans.py and entities.py hold the post-processing of question answering and token classification.
 """
 import re
+import warnings
 
 import numpy as np
 from tqdm import tqdm
@@ -16,7 +17,7 @@ import answer_spans
 import entities
 from bert import classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
-from runner import check_positive, per_token, run_model, run_model_parts, token_limit
+from runner import check_positive, overflow_windows, per_token, run_model, run_model_parts, token_limit
 from tokenization import MASK, PAD
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
@@ -41,7 +42,7 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]. n_threads: see run_model (the
     features are the same for any n_threads). prompt: a text put before every text, as sentence-transformers'
     prompts (e.g. "query: "), or prompt_name: the name of one of the folder's prompts; neither means the
-    folder's default_prompt_name's prompt, if it has one (see embedding_prompt)."""
+    folder's default_prompt_name's prompt, if it has one (see prompt_text)."""
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
     stream = embed_parts([texts], tokenizer, params, hparams, batch_size, pooling, normalize, max_length, n_threads,
@@ -97,10 +98,19 @@ def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):
 
 
 def embedding_prompt(hparams, prompt_name, prompt, n_tokens, limit):
-    """(the text put before each text, or "", how many tokens from the start the pooling leaves out: [CLS] and
-    the prompt's when the folder's include_prompt is False, else 0), as sentence-transformers' encode resolves
-    prompt and prompt_name (but giving both is a ValueError, where it warns and takes prompt).
-    n_tokens(text): how many tokens text has; limit: embed's token_limit."""
+    """(the text put before each text (prompt_text), or "", how many tokens from the start the pooling leaves
+    out: [CLS] and the prompt's when the folder's include_prompt is False, else 0), as sentence-transformers'
+    encode counts them. n_tokens(text): how many tokens text has; limit: embed's token_limit."""
+    prompt = prompt_text(hparams, prompt_name, prompt)
+    if hparams.get("sentence_transformers", {}).get("include_prompt", True) or not prompt:
+        return prompt, 0
+    return prompt, min(n_tokens(prompt) + 2, limit) - 1  # as sentence-transformers counts it: [CLS] prompt
+
+
+def prompt_text(hparams, prompt_name=None, prompt=None):
+    """The text embed puts before each text, or "": prompt, else the folder's prompt named prompt_name, else its
+    default_prompt_name's, as sentence-transformers' encode resolves them (but giving both is a ValueError,
+    where it warns and takes prompt)."""
     own = hparams.get("sentence_transformers", {})
     prompts = own.get("prompts", {})
     if prompt is not None and prompt_name is not None:
@@ -112,9 +122,7 @@ def embedding_prompt(hparams, prompt_name, prompt, n_tokens, limit):
         prompt = prompts.get(own.get("default_prompt_name") if prompt_name is None else prompt_name, "")
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a str, got {type(prompt).__name__}")
-    if own.get("include_prompt", True) or not prompt:
-        return prompt, 0
-    return prompt, min(n_tokens(prompt) + 2, limit) - 1  # as sentence-transformers counts it: [CLS] prompt
+    return prompt
 
 
 def _lowercased(texts, tokenizer):
@@ -155,7 +163,8 @@ def text_classification(texts, tokenizer, params, hparams, text_pairs=None, top_
 
     function_to_apply: "softmax", "sigmoid" or "none"; None chooses as transformers does: none for problem_type
     "regression", sigmoid for "multi_label_classification" or a single label, else softmax. text_pairs: one
-    second text per text, as cross-encoders score (query, passage). Labels come from config.json's id2label
+    second text per text, as cross-encoders score (query, passage); an empty one ("") means no second text, as
+    in transformers' pipeline ([CLS] text [SEP], not [CLS] text [SEP] [SEP]). Labels come from config.json's id2label
     (else LABEL_0, LABEL_1, ...). Inputs over the model's limit are cut longest-first (transformers' pipeline
     fails on them)."""
     texts, text_pairs = check_texts(texts), None if text_pairs is None else check_texts(text_pairs, "text_pairs")
@@ -171,7 +180,7 @@ def text_classification(texts, tokenizer, params, hparams, text_pairs=None, top_
         raise ValueError(f"unknown function_to_apply {function_to_apply!r}: use {', '.join(SCORE_FUNCTIONS)} or None")
     logits = run_model(tokenizer, params, hparams, lambda seq, pooled, batch: classifier_head(pooled, params),
                        [tokenizer.tokenize(t) for t in texts],
-                       None if text_pairs is None else [tokenizer.tokenize(t) for t in text_pairs],
+                       None if text_pairs is None else [tokenizer.tokenize(t) if t else None for t in text_pairs],
                        token_limit(hparams), batch_size, progress, desc="text-classification", cls_only=True)
     results = []
     for scores in SCORE_FUNCTIONS[function_to_apply](np.array(logits, dtype=np.float32)):
@@ -181,25 +190,47 @@ def text_classification(texts, tokenizer, params, hparams, text_pairs=None, top_
 
 
 def token_classification(texts, tokenizer, params, hparams, aggregation_strategy="none", ignore_labels=("O",),
-                         batch_size=32, progress=False):
+                         batch_size=32, progress=False, stride=None, is_split_into_words=False, delimiter=" "):
     """One list per text of entity dicts, exactly as transformers' token-classification pipeline returns them
     (BertForTokenClassification checkpoints, e.g. NER): see entities.entities for the aggregation strategies
     "none", "simple", "first", "average" and "max". Labels in ignore_labels are left out; start and end are
-    character offsets into the text. A text over the model's limit is cut, as transformers does."""
-    texts = check_texts(texts)
+    character offsets into the text. A text over the model's limit is cut, as transformers does; with stride,
+    it is read whole instead, in windows of the model's limit that overlap by stride tokens, and the entities of
+    all windows are merged (entities.merge_overlapping), as transformers' stride does (for a strategy other than
+    "none"). is_split_into_words: each text is a list of words (e.g. a CoNLL sentence), read as the words joined
+    by delimiter, each word tokenized on its own (entities.split_words); start and end index into that text."""
+    if is_split_into_words:
+        split = [entities.split_words(check_texts(words, f"texts[{i}]"), tokenizer, delimiter)
+                 for i, words in enumerate(check_word_lists(texts))]
+        texts, encoded = [text for text, _, _ in split], [(tokens, offsets) for _, tokens, offsets in split]
+    else:
+        texts = check_texts(texts)
+        encoded = [tokenizer.tokenize_with_offsets(text) for text in texts]
     if aggregation_strategy not in entities.STRATEGIES:
         raise ValueError(f"unknown aggregation_strategy {aggregation_strategy!r}: use one of "
                          f"{', '.join(entities.STRATEGIES)}")
     labels = task_labels(params, hparams, "token")
     limit = token_limit(hparams)
-    encoded = [tokenizer.tokenize_with_offsets(text) for text in texts]
+    if stride is not None:
+        if aggregation_strategy == "none":
+            raise ValueError('stride merges the entities of overlapping windows: it needs an aggregation_strategy '
+                             'other than "none" (e.g. "simple"), as in transformers')
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 <= stride < limit - 2:
+            raise ValueError(f"stride must be an integer from 0 to {limit - 3} (the model reads {limit - 2} tokens "
+                             f"of a text at a time), got {stride!r}")
+    inputs = [(i, start, stop) for i, (tokens, _) in enumerate(encoded)
+              for start, stop in ([(0, min(len(tokens), limit - 2))] if stride is None
+                                  else overflow_windows(len(tokens), limit - 2, stride))]
     logits = run_model(tokenizer, params, hparams,
                        lambda seq, pooled, batch: per_token(token_classifier_head(seq, params), batch),
-                       [tokens for tokens, _ in encoded], None, limit, batch_size, progress,
+                       [encoded[i][0][start:stop] for i, start, stop in inputs], None, limit, batch_size, progress,
                        desc="token-classification")
-    return [entities.entities(text, tokens[:limit - 2], offsets[:limit - 2], softmax(row[1:-1]), labels,
-                              aggregation_strategy, ignore_labels, tokenizer)
-            for text, (tokens, offsets), row in zip(texts, encoded, logits)]
+    found = [[] for _ in texts]  # per text: the entities of each window
+    for (i, start, stop), row in zip(inputs, logits):
+        tokens, offsets = encoded[i]
+        found[i].append(entities.entities(texts[i], tokens[start:stop], offsets[start:stop], softmax(row[1:-1]),
+                                          labels, aggregation_strategy, ignore_labels, tokenizer))
+    return [windows[0] if len(windows) == 1 else entities.merge_overlapping(sum(windows, [])) for windows in found]
 
 
 def question_answering(questions, contexts, tokenizer, params, hparams, top_k=1, doc_stride=128, max_seq_len=384,
@@ -243,26 +274,34 @@ def question_answering(questions, contexts, tokenizer, params, hparams, top_k=1,
                                  handle_impossible_answer) for i, context in enumerate(contexts)]
 
 
-def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch_size=32, progress=False):
+def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch_size=32, progress=False,
+              targets=None):
     """One result per text, as transformers' fill-mask pipeline: for a text with one [MASK], its top_k
     predictions, best first, each {"score", "token", "token_str", "sequence"}; with several [MASK]s, one such
     list per mask (each mask predicted on its own). token_str keeps a sub-word's "##"; sequence is the input
     with the prediction filled in, decoded without [CLS], [SEP], [UNK] and [MASK] for one mask and with them
-    all (the other masks stay) for several. text_pairs: optional second texts (a pair per text)."""
+    all (the other masks stay) for several. text_pairs: optional second texts (a pair per text). targets: a
+    word or a list of words: only they are predicted (their probabilities over the whole vocabulary), at most
+    top_k of them; see target_ids for a word that is not a token."""
     texts, text_pairs = check_texts(texts), None if text_pairs is None else check_texts(text_pairs, "text_pairs")
     check_top_k(top_k)
     head_of(params, "mlm")
     if MASK not in tokenizer.vocab:
         raise ValueError("the vocabulary has no [MASK] token: this tokenizer cannot fill masks")
-    mask_id, top_k = tokenizer.vocab[MASK], min(top_k, len(tokenizer.vocab))
+    ids = None if targets is None else target_ids(tokenizer, targets)
+    mask_id, top_k = tokenizer.vocab[MASK], min(top_k, len(tokenizer.vocab) if ids is None else len(ids))
 
     def head(seq_output, pooled_output, batch):  # per row: (ids, mask positions, best ids [masks, k], their probs)
         rows, positions = np.nonzero(batch["input_ids"] == mask_id)
         probs = softmax(mlm_head(seq_output[rows, positions], params, hparams))  # [masks, V]
+        if ids is not None:
+            probs = probs[:, ids]  # [masks, targets]
         best = np.argpartition(-probs, top_k - 1, axis=1)[:, :top_k]
         best_probs = np.take_along_axis(probs, best, axis=1)
         order = np.argsort(-best_probs, axis=1, kind="stable")
         best, best_probs = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_probs, order, axis=1)
+        if ids is not None:
+            best = ids[best]
         return [(ids[:n], positions[rows == j], best[rows == j], best_probs[rows == j])
                 for j, (ids, n) in enumerate(zip(batch["input_ids"], batch["attention_mask"].sum(axis=1)))]
 
@@ -280,6 +319,26 @@ def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch
                   for position, mask_best, mask_probs in zip(positions, best, probs)]
         results.append(filled[0] if len(filled) == 1 else filled)
     return results
+
+
+def target_ids(tokenizer, targets):
+    """The token ids of fill_mask's targets, each once, as transformers finds them: a target that is a token of
+    the vocabulary, as it is, else the first token of its tokenization (with a warning, e.g. "Paris" -> "paris"
+    for an uncased model); one that has no tokens is left out (with a warning)."""
+    targets = check_texts([targets] if isinstance(targets, str) else targets, "targets")
+    ids = []
+    for target in targets:
+        if target not in tokenizer.vocab:
+            tokens = tokenizer.tokenize(target)
+            warnings.warn(f"fill_mask target {target!r} is not a token of the vocabulary: "
+                          + (f"using its first token {tokens[0]!r}" if tokens else "it has no tokens, left out"))
+            if not tokens:
+                continue
+            target = tokens[0]
+        ids.append(tokenizer.vocab[target])
+    if not ids:
+        raise ValueError("none of the targets has a token: give at least one word to predict")
+    return np.array(sorted(set(ids)))
 
 
 def _filled_in(tokenizer, ids, position, token_id, skip_special_tokens):
@@ -317,6 +376,15 @@ def check_texts(texts, name="texts"):
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
+    return list(texts)
+
+
+def check_word_lists(texts):
+    """texts as a list of lists (of words, checked by the caller), or a TypeError / ValueError (empty list)."""
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(words, (list, tuple)) for words in texts):
+        raise TypeError('with is_split_into_words, texts must be a list of word lists, e.g. [["Ann", "met", "Bob"]]')
+    if not texts:
+        raise ValueError("texts is an empty list: give at least one list of words")
     return list(texts)
 
 

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from bert import bert
 from parallel import ahead, map_batches
+from tokenization import untruncated_lengths
 
 
 def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_length=512, batch_size=32,
@@ -17,8 +18,9 @@ def run_model(tokenizer, params, hparams, head, tokens_a, tokens_b=None, max_len
     """head's result for each input, in input order, from the model run over batches of similar length.
 
     tokens_a: one token list per input (as tokenizer.tokenize gives them); tokens_b: None, or the second texts
-    of pairs. Each input becomes [CLS] a [SEP] (b [SEP]), cut longest-first to max_length tokens. Inputs are
-    sorted by length into batches of at most batch_size (length_batches), so little padding is computed.
+    of pairs (a None row: that input has no second text). Each input becomes [CLS] a [SEP] (b [SEP]), cut
+    longest-first to max_length tokens. Inputs are sorted by length into batches of at most batch_size
+    (length_batches), so little padding is computed.
     head(seq_output [B, L, H], pooled_output [B, H] or None, batch) -> B results, one per row of the batch (an
     array with the batch axis first, or a list); batch is tokenizer.batch_encode_tokens' dict of the rows, plus
     "rows": their input indices. cls_only: the head reads only [CLS] (seq_output is [B, 1, H], see bert).
@@ -41,10 +43,7 @@ def run_model_parts(tokenizer, params, hparams, head, parts, max_length=512, bat
     check_positive("batch_size", batch_size)
 
     def batches_of(part):  # -> the part and its batches, longest first (so the threads finish together)
-        tokens_a, tokens_b = part
-        n_special = 2 if tokens_b is None else 3
-        lengths = [min(len(a) + n_special + (0 if tokens_b is None else len(tokens_b[i])), max_length)
-                   for i, a in enumerate(tokens_a)]
+        lengths = np.minimum(untruncated_lengths(*part), max_length)
         return part, length_batches(lengths, batch_size, hparams["hidden_size"])[::-1] or [np.arange(0)]
 
     def work():  # every batch of every part: (part, its number of batches, rows)
@@ -94,6 +93,19 @@ def length_batches(lengths, batch_size, hidden_size, overhead=64):
         batches.append(order[cut[end]:end])
         end = cut[end]
     return batches[::-1]
+
+
+def overflow_windows(n_tokens, room, stride):
+    """(start, stop) ranges over n_tokens tokens, each of at most room tokens, consecutive ones overlapping by
+    stride tokens, the last one ending with the tokens: transformers' overflowing windows (one range when they
+    fit). 0 <= stride < room."""
+    spans, start = [], 0
+    while True:
+        stop = min(start + room, n_tokens)
+        spans.append((start, stop))
+        if stop == n_tokens:
+            return spans
+        start += room - stride
 
 
 def per_token(outputs, batch):

@@ -277,7 +277,8 @@ class FullTokenizer:
     def batch_encode_tokens(self, tokens_a, tokens_b=None, max_length=512, offsets_a=None, offsets_b=None):
         """batch_encode for texts already split by tokenize: lists of tokens in, the same arrays out. Lets a
         caller tokenize once, sort or count by length, then batch. With offsets_a (and offsets_b for pairs),
-        each text's spans as tokenize_with_offsets gives them, the dict also has offsets (B, L, 2)."""
+        each text's spans as tokenize_with_offsets gives them, the dict also has offsets (B, L, 2). A row of
+        tokens_b may be None: that row has no second text ([CLS] a [SEP], as HF's single call for text_pair "")."""
         if tokens_b is not None and len(tokens_b) != len(tokens_a):
             raise ValueError(f"texts_b has {len(tokens_b)} texts but texts_a has {len(tokens_a)}; "
                              "pass one second text per first text")
@@ -295,12 +296,17 @@ class FullTokenizer:
             batch["input_ids"][r, :len(ids)] = ids
             batch["segment_ids"][r, :len(ids)] = segments
             batch["attention_mask"][r, :len(ids)] = 1
-        batch["untruncated_length"] = np.array(
-            [len(a) + 2 + (0 if tokens_b is None else len(tokens_b[i]) + 1) for i, a in enumerate(tokens_a)],
-            dtype=np.int64)
+        batch["untruncated_length"] = untruncated_lengths(tokens_a, tokens_b)
         if offsets_a is not None:
             batch["offsets"] = _offsets_array([segments for _, _, segments in rows], width, offsets_a, offsets_b)
         return batch
+
+
+def untruncated_lengths(tokens_a, tokens_b=None):
+    """(N,) int64: each row's token count before truncation, [CLS] a [SEP] (b [SEP]); a None row of tokens_b
+    is no second text."""
+    return np.array([len(a) + 2 + (0 if tokens_b is None or tokens_b[i] is None else len(tokens_b[i]) + 1)
+                     for i, a in enumerate(tokens_a)], dtype=np.int64)
 
 
 def _offsets_array(segments, width, offsets_a, offsets_b):
@@ -309,7 +315,7 @@ def _offsets_array(segments, width, offsets_a, offsets_b):
     for r, row in enumerate(segments):
         n_a = row.count(0) - 2
         out[r, 1:1 + n_a] = np.reshape(offsets_a[r][:n_a], (n_a, 2))
-        if offsets_b is not None:
+        if offsets_b is not None and offsets_b[r] is not None:
             n_b = len(row) - n_a - 3
             out[r, n_a + 2:n_a + 2 + n_b] = np.reshape(offsets_b[r][:n_b], (n_b, 2))
     return out
@@ -359,7 +365,7 @@ def _check_offsets(tokens, offsets, name):
     if len(offsets) != len(tokens):
         raise ValueError(f"{name} has {len(offsets)} rows for {len(tokens)} texts; pass one per text")
     for i, (text_tokens, spans) in enumerate(zip(tokens, offsets)):
-        if len(spans) != len(text_tokens):
+        if (spans is None) != (text_tokens is None) or spans is not None and len(spans) != len(text_tokens):
             raise ValueError(f"{name}[{i}] has {len(spans)} spans for {len(text_tokens)} tokens; pass the offsets "
                              "tokenize_with_offsets gave with these tokens")
 

@@ -58,10 +58,17 @@ def text_classification(folders):
 def token_classification(folders):
     texts = tm.token_classification_texts()
     cases = []
-    for strategy in ("none", "simple", "first", "average", "max"):
-        tag = load_pipeline("token-classification", folders["ner"], "ner")
-        cases.append({"model": "ner", "kwargs": {"aggregation_strategy": strategy},
-                      "outputs": plain(tag(texts, aggregation_strategy=strategy))})
+    tag = load_pipeline("token-classification", folders["ner"], "ner")
+    for kwargs in [{"aggregation_strategy": strategy} for strategy in ("none", "simple", "first", "average", "max")] + [
+            {"aggregation_strategy": "simple", "stride": 100}, {"aggregation_strategy": "first", "stride": 0},
+            {"aggregation_strategy": "max", "stride": 256}]:  # stride: the review of 948 tokens in 2 or 3 windows
+        cases.append({"model": "ner", "kwargs": kwargs, "outputs": plain(tag(texts, **kwargs))})
+    words = tm.token_classification_words()
+    for kwargs in [{"aggregation_strategy": "none"}, {"aggregation_strategy": "first"},
+                   {"aggregation_strategy": "simple", "delimiter": " | "},
+                   {"aggregation_strategy": "average", "stride": 64}]:
+        kwargs["is_split_into_words"] = True
+        cases.append({"model": "ner", "kwargs": kwargs, "outputs": plain(tag(words, **kwargs))})
     return cases
 
 
@@ -69,7 +76,7 @@ def fill_mask(folders):
     texts = tm.fill_mask_texts()
     fill = load_pipeline("fill-mask", folders["mlm"], "mlm")
     return [{"model": "mlm", "kwargs": kwargs, "outputs": plain(fill(texts, **kwargs))}
-            for kwargs in ({}, {"top_k": 3})]
+            for kwargs in ({}, {"top_k": 3}, {"targets": tm.FILL_MASK_TARGETS, "top_k": 4}, {"targets": "film"})]
 
 
 def read(folder, name):

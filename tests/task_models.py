@@ -210,11 +210,13 @@ def embedding_texts():
 
 def classification_inputs():
     """(texts, text_pairs) for the text-classification goldens: short sentences, long reviews (over 512 tokens:
-    cut), and query / passage pairs for the cross-encoder."""
+    cut), and query / passage pairs for the cross-encoder (an empty passage is no passage for transformers'
+    pipeline, one of spaces an empty second segment)."""
     texts = sentences(range(10, 22)) + reviews([0, 3]) + EDGE_TEXTS[:2]
     queries = ["is the acting any good?", "what went wrong with the plot?", "Was the music memorable?",
-               "who directed it", "Is it a good film for children?", "why is it so long?"]
-    return texts, (queries, sentences(range(30, 34)) + reviews([3, 4]))
+               "who directed it", "Is it a good film for children?", "why is it so long?", "any good songs?",
+               "is it worth watching?"]
+    return texts, (queries, sentences(range(30, 34)) + reviews([3, 4]) + ["", "  "])
 
 
 def token_classification_texts():
@@ -225,6 +227,13 @@ def token_classification_texts():
                "'squ'e\u0301t do not _'t\x7fQ"])
 
 
+def token_classification_words():
+    """Pre-split texts (is_split_into_words): the texts above split at spaces, a word holding a space, an empty
+    word, words glued to punctuation."""
+    return [text.split() for text in token_classification_texts()] + [
+        ["New York", "is", "where", "Ann", "Smith", "lives"], ["Ann", "", "Bob", "met"], ["Dr.Jones", "(UK),", "said"]]
+
+
 def qa_inputs():
     """(questions, contexts): short contexts, reviews over 384 tokens (several windows), an edge case."""
     questions = ["Who is the best actor in the film?", "When was the film made?", "What did the reviewer dislike?",
@@ -232,6 +241,10 @@ def qa_inputs():
                  "How long is the film?", "What is the name of the director?", "Who flew to São Paulo?"]
     contexts = reviews([0, 6, 7, 5, 4, 3, 2]) + sentences([5]) + EDGE_TEXTS[:1]
     return questions, contexts
+
+
+# fill-mask's targets: tokens, words an uncased vocabulary has only lowercased or in pieces, one with no tokens
+FILL_MASK_TARGETS = ["good", "bad", "film", "Paris", "capital", "##ing", " good", "unbelievable", "", "[SEP]"]
 
 
 def fill_mask_texts():

@@ -71,6 +71,26 @@ def test_token_classification_and_fill_mask(model_folders, capsys):
     assert printed[0][0][0]["sequence"].startswith("[CLS] the ")
 
 
+def test_stride_targets_and_inputs_without_a_pair(model_folders, capsys, tmp_path):
+    review = tm.reviews([3])[0]  # 948 tokens: three windows
+    pipeline_demo.main(["token-classification", "--model_name", model_folders["ner"], "--text", review,
+                        "--aggregation_strategy", "simple", "--stride", "100"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = pipelines.token_classification([review], *model(model_folders["ner"]), "simple", stride=100)
+    assert [[(e["word"], e["start"]) for e in row] for row in printed] == [
+        [(e["word"], e["start"]) for e in row] for row in expected] and printed[0][-1]["end"] > 4000
+    pipeline_demo.main(["fill-mask", "--model_name", model_folders["mlm"], "--text", "a [MASK] day", "--target", "good",
+                        "--target", "bad"])
+    assert sorted(f["token_str"] for f in json.loads(capsys.readouterr().out)) == ["bad", "good"]
+    lines = [{"text": "is it good?", "text_pair": "a gripping film"}, {"text": "is it long?"}]
+    (tmp_path / "in.jsonl").write_text("\n".join(map(json.dumps, lines)), encoding="utf-8")
+    printed = results(demo("text-classification", "--model_name", model_folders["reranker"], "--input",
+                           tmp_path / "in.jsonl"))
+    expected = pipelines.text_classification(["is it good?", "is it long?"], *model(model_folders["reranker"]),
+                                             text_pairs=["a gripping film", ""])  # no text_pair: [CLS] text [SEP]
+    np.testing.assert_allclose([row[0]["score"] for row in printed], [row[0]["score"] for row in expected], rtol=1e-6)
+
+
 def test_feature_extraction_uses_the_models_own_settings(model_folders, capsys):
     texts = tm.embedding_texts()[:2]
     printed = results(demo("feature-extraction", "--model_name", model_folders["bge-classic"], "--text", texts[0],
@@ -103,6 +123,7 @@ def main(*argv, capsys):
     (["fill-mask", "--text", "a [MASK]", "--aggregation_strategy", "max"],
      "--aggregation_strategy applies to token-classification, not to fill-mask"),
     (["question-answering", "--text", "who?"], "question-answering takes --question and --context, not --text"),
+    (["fill-mask", "--text", "a [MASK]", "--stride", "8"], "--stride applies to token-classification, not to fill"),
     (["fill-mask"], "no input: give --text"),
     (["fill-mask", "--text", "a [MASK]", "--input", "x.jsonl"], "give the inputs with --input or with --text"),
     (["fill-mask", "--text", "a [MASK]", "--top", "3"], "unknown option --top: did you mean --top_k?"),  # no abbreviations
@@ -123,6 +144,7 @@ def test_bad_options_are_one_usage_error_line(args, fragment, model_folders, cap
      "2 --text but 1 --text_pair"),
     ("feature-extraction", "bge-classic", ["--input", "missing.jsonl"], "cannot read --input missing.jsonl"),
     ("feature-extraction", "prompted", ["--text", "a", "--prompt_name", "doc"], "prompt_name 'doc' is not one of"),
+    ("token-classification", "ner", ["--text", "a", "--stride", "8"], 'it needs an aggregation_strategy other than'),
 ])
 def test_bad_input_is_one_error_line(task, model_name, args, fragment, model_folders, capsys):
     code, out, err = main(task, "--model_name", model_folders[model_name], *args, capsys=capsys)
@@ -133,6 +155,7 @@ def test_bad_input_is_one_error_line(task, model_name, args, fragment, model_fol
     (['"just a text"'], 'line 1: expected an object {"question": ..., "context": ...}'),
     (['{"question": "who?", "context": "Ann."}', "{not json"], "line 2 is not JSON"),
     (['{"question": "who?"}'], "line 1: expected an object"),
+    (['{"question": "who?", "context": 3}'], "line 1: expected an object"),
     (["", "  "], "holds no input"),
 ])
 def test_a_malformed_json_lines_file_is_one_error_line(lines, fragment, model_folders, tmp_path, capsys):

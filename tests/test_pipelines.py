@@ -55,8 +55,9 @@ def test_text_classification_matches_transformers(case, model_folders):
 
 @pytest.mark.parametrize("case", GOLDEN["token_classification"], ids=case_id)
 def test_token_classification_matches_transformers(case, model_folders):
-    ours = pipelines.token_classification(tm.token_classification_texts(), *load(model_folders["ner"]),
-                                          **case["kwargs"])
+    texts = tm.token_classification_words() if case["kwargs"].get("is_split_into_words") else (
+        tm.token_classification_texts())
+    ours = pipelines.token_classification(texts, *load(model_folders["ner"]), **case["kwargs"])
     assert_same(ours, case["outputs"])
 
 
@@ -82,7 +83,13 @@ def test_the_golden_cases_cover_what_they_should(model_folders):
         pipelines.entities.STRATEGIES)
     fills = GOLDEN["fill_mask"][0]["outputs"]
     assert any(isinstance(f[0], list) for f in fills) and any(isinstance(f[0], dict) for f in fills)
-    assert any(c["pairs"] for c in GOLDEN["text_classification"])
+    assert any(c["pairs"] for c in GOLDEN["text_classification"]) and "" in tm.classification_inputs()[1][1]
+    tokenizer = load(model_folders["ner"])[0]
+    longest = max(len(tokenizer.tokenize(t)) for t in tm.token_classification_texts())
+    assert {c["kwargs"].get("stride") for c in GOLDEN["token_classification"]} == {None, 0, 64, 100, 256}
+    assert longest > 510 + 510 - 256  # with every stride, one text is read in several windows
+    assert any(t not in tokenizer.vocab for t in tm.FILL_MASK_TARGETS) and {"targets"} <= {
+        k for c in GOLDEN["fill_mask"] for k in c["kwargs"]}
 
 
 def test_batches_give_what_single_inputs_give(model_folders):
@@ -188,6 +195,29 @@ def test_other_bad_options_are_named(model_folders):
         pipelines.fill_mask(["word " * 600 + "[MASK]"], *load(model_folders["mlm"]))
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         pipelines.fill_mask(["a [MASK]"], *load(model_folders["mlm"]), batch_size=0)
+    with pytest.raises(ValueError, match="none of the targets has a token"), pytest.warns(UserWarning):
+        pipelines.fill_mask(["a [MASK]"], *load(model_folders["mlm"]), targets=["", " \t"])
+    with pytest.raises(TypeError, match="targets\\[1\\] must be a str"):
+        pipelines.fill_mask(["a [MASK]"], *load(model_folders["mlm"]), targets=["good", 3])
+    with pytest.raises(ValueError, match='stride merges .* needs an aggregation_strategy other than "none"'):
+        pipelines.token_classification(["text"], *load(model_folders["ner"]), stride=10)
+    with pytest.raises(TypeError, match="with is_split_into_words, texts must be a list of word lists"):
+        pipelines.token_classification(["Ann", "met"], *load(model_folders["ner"]), is_split_into_words=True)
+    with pytest.raises(TypeError, match="texts\\[0\\]\\[1\\] must be a str, got int"):
+        pipelines.token_classification([["Ann", 1]], *load(model_folders["ner"]), is_split_into_words=True)
+    for stride in (-1, 510, True, 1.5):
+        with pytest.raises(ValueError, match=f"stride must be an integer from 0 to 509 .*, got {stride!r}"):
+            pipelines.token_classification(["text"], *load(model_folders["ner"]), "simple", stride=stride)
+
+
+def test_fill_mask_targets_warn_as_transformers_does_and_cap_top_k(model_folders):
+    model = load(model_folders["mlm"])
+    with pytest.warns(UserWarning, match="target 'Paris' is not a token of the vocabulary: using its first token "
+                                         "'paris'"):
+        found = pipelines.fill_mask(["the [MASK] of france"], *model, targets=["Paris", "city", "paris"], top_k=5)[0]
+    assert sorted(f["token_str"] for f in found) == ["city", "paris"]  # one result per token, top_k capped
+    everything = {f["token"]: f["score"] for f in pipelines.fill_mask(["the [MASK] of france"], *model, top_k=30522)[0]}
+    assert all(f["score"] == pytest.approx(everything[f["token"]], rel=1e-6) for f in found)  # whole-vocabulary probs
 
 
 def test_labels_fall_back_to_label_i_and_top_k_none_gives_all(model_folders):

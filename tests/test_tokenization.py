@@ -129,6 +129,22 @@ def test_batch_encode_tokens_is_batch_encode_after_tokenize(tok):
         np.testing.assert_array_equal(out[key], expected[key])
 
 
+def test_batch_encode_tokens_takes_rows_without_a_second_text(tok):
+    """A None row of tokens_b is [CLS] a [SEP], as encode gives for no second text (offsets too)."""
+    texts_a, texts_b = ["Hello, world!", "unaffable", "x"], ["fine", None, ""]
+    split_a = [tok.tokenize_with_offsets(t) for t in texts_a]
+    split_b = [None if t is None else tok.tokenize_with_offsets(t) for t in texts_b]
+    out = tok.batch_encode_tokens([t for t, _ in split_a], [s and s[0] for s in split_b], max_length=7,
+                                  offsets_a=[o for _, o in split_a], offsets_b=[s and s[1] for s in split_b])
+    for row, (a, b) in enumerate(zip(texts_a[:2], texts_b)):  # (encode takes "" as no second text)
+        _, ids, segments = tok.encode(a, b, max_length=7)
+        assert out["input_ids"][row, :len(ids)].tolist() == ids and out["attention_mask"][row].sum() == len(ids)
+        assert out["segment_ids"][row, :len(ids)].tolist() == segments
+    assert out["input_ids"][2].tolist()[:5] == tok.convert_tokens_to_ids(["[CLS]", "x", "[SEP]", "[SEP]", "[PAD]"])
+    assert out["untruncated_length"].tolist() == [8, 5, 4]
+    assert out["offsets"][1].tolist() == [[0, 0], [0, 3], [3, 6], [6, 9], [0, 0], [0, 0], [0, 0]]
+
+
 def spans(tok, text):
     """{token: the text it spans} for each token of tokenize_with_offsets, in order."""
     tokens, offsets = tok.tokenize_with_offsets(text)
