@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import data
-from pipelines import embed_parts, embedding_settings
+from pipelines import embed_parts, embedding_settings, prompt_text
 from runner import token_limit
 
 # a part of texts the local engine sorts by length into batches: at most 4096 texts and 1 MiB. The bigger the
@@ -36,18 +36,23 @@ INTEGER = r"^-?(0|[1-9][0-9]*)$"  # an id column of a text file whose values all
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """How texts become vectors; pooling, normalize and max_length are the effective values, never None."""
+    """How texts become vectors; pooling, normalize, max_length and prompt (the text put before every text, ""
+    for none) are the effective values, never None."""
     pooling: str
     normalize: bool
     max_length: int
     batch_size: int = 32
+    prompt: str = ""
 
 
-def model_settings(hparams, pooling=None, normalize=None, max_length=None, batch_size=32):
-    """Settings with None filled in as embed fills it, by the model's own settings (pipelines.embedding_settings),
-    and max_length capped at the model's limit."""
+def model_settings(hparams, pooling=None, normalize=None, max_length=None, batch_size=32, prompt_name=None,
+                   prompt=None):
+    """Settings with None filled in as embed fills it, by the model's own settings (pipelines.embedding_settings;
+    neither prompt nor prompt_name: the folder's default prompt, if any), and max_length capped at the model's
+    limit. A prompt_name the model does not have is a ValueError."""
     pooling, normalize, max_length, _ = embedding_settings(hparams, pooling, normalize, max_length)
-    return Settings(pooling, bool(normalize), token_limit(hparams, max_length), batch_size)
+    return Settings(pooling, bool(normalize), token_limit(hparams, max_length), batch_size,
+                    prompt_text(hparams, prompt_name, prompt))
 
 
 def config_sha256(hparams):
@@ -239,5 +244,6 @@ def embed_local(parts, model, settings, workers):
             tables.append(part)
             yield part["text"].to_pylist()
     for features, n_tokens in embed_parts(texts(), tokenizer, params, hparams, settings.batch_size, settings.pooling,
-                                          settings.normalize, settings.max_length, n_threads=workers):
+                                          settings.normalize, settings.max_length, n_threads=workers,
+                                          prompt=settings.prompt):
         yield result_table(tables.popleft(), features, np.minimum(n_tokens, settings.max_length).astype(np.int32))

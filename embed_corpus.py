@@ -38,6 +38,11 @@ def parse_args(argv):
                         help="scale each embedding to length 1 (default: the model's own)")
     parser.add_argument("--max_length", type=int, help="tokens per text at most, [CLS] and [SEP] included "
                                                        "(default: the model's own, else 512)")
+    prompts = parser.add_mutually_exclusive_group()
+    prompts.add_argument("--prompt", metavar="TEXT", help="a text put before every text, e.g. 'query: ', or '' for "
+                                                          "none (default: the model's default prompt, if any)")
+    prompts.add_argument("--prompt_name", metavar="NAME", help="one of the model's prompts, by name "
+                                                               "(config_sentence_transformers.json)")
     parser.add_argument("--batch_size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: threads on this machine; ray: a pool of Ray actors (default: %(default)s)")
@@ -73,8 +78,9 @@ def make_manifest(args, names, hparams, settings):
     model = os.path.realpath(args.model_name) if os.path.isdir(args.model_name) else args.model_name
     return {"model": model, "config_sha256": corpus.config_sha256(hparams), "dimension": hparams["hidden_size"],
             "pooling": settings.pooling, "normalize": settings.normalize, "max_length": settings.max_length,
-            "text_column": args.text_column, "id_column": args.id_column, "rows_per_shard": args.rows_per_shard,
-            "inputs": [corpus.describe(name) for name in names], "numpy_bert_version": __version__}
+            "prompt": settings.prompt, "text_column": args.text_column, "id_column": args.id_column,
+            "rows_per_shard": args.rows_per_shard, "inputs": [corpus.describe(name) for name in names],
+            "numpy_bert_version": __version__}
 
 
 def run(args):
@@ -84,7 +90,8 @@ def run(args):
     names = corpus.resolve_inputs(args.inputs)
     model = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
     hparams = model[1]
-    settings = corpus.model_settings(hparams, args.pooling, args.normalize, args.max_length, args.batch_size)
+    settings = corpus.model_settings(hparams, args.pooling, args.normalize, args.max_length, args.batch_size,
+                                     args.prompt_name, args.prompt)
     check_pooling(settings.pooling, model[2])
     manifest = make_manifest(args, names, hparams, settings)
     shards.check_folder(args.output, manifest)  # a mismatch is refused before the inputs are read

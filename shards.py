@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
 TEMPORARY = ".tmp"  # hidden temporary files: "." + final name + TEMPORARY
-SETTINGS = ("model", "config_sha256", "dimension", "pooling", "normalize", "max_length", "text_column",
+SETTINGS = ("model", "config_sha256", "dimension", "pooling", "normalize", "max_length", "prompt", "text_column",
             "id_column", "rows_per_shard", "inputs")  # what a resumed run must share with the first
 
 

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import embed_corpus
+import task_models
 from conftest import GOLDEN_DIR, ROOT, review_sample
 from pipelines import embed, embedding_settings
 from runner import token_limit
@@ -67,11 +68,12 @@ def embeddings(table):
     return np.stack(table["embedding"].to_numpy(zero_copy_only=False))
 
 
-def expected_embeddings(model_dir, texts, pooling, normalize, max_length=None):
-    """embed's features and token counts (as fed to the model) with these settings (None: the model's own)."""
+def expected_embeddings(model_dir, texts, pooling, normalize, max_length=None, **prompt):
+    """embed's features and token counts (as fed to the model) with these settings (None: the model's own) and
+    embed's prompt or prompt_name, if given."""
     tokenizer, hparams, params = load_tokenizer_hparams_and_params(model_dir)
     features, n_tokens = embed(texts, tokenizer, params, hparams, pooling=pooling, normalize=normalize,
-                               max_length=max_length, progress=False, return_n_tokens=True)
+                               max_length=max_length, progress=False, return_n_tokens=True, **prompt)
     return features, np.minimum(n_tokens, token_limit(hparams, embedding_settings(hparams, max_length=max_length)[2]))
 
 
@@ -178,6 +180,7 @@ def test_interrupted_run_leaves_complete_shards_and_resumes(tmp_path, long_revie
     (["--pooling", "cls"], "pooling was 'pooler', now 'cls'"),
     (["--normalize"], "normalize was False, now True"),
     (["--max_length", 32], "max_length was 64, now 32"),
+    (["--prompt", "Summary: "], "prompt was '', now 'Summary: '"),
     (["--rows_per_shard", 50], "rows_per_shard was 100, now 50"),
     (["--text_column", "other"], "text_column was 'text', now 'other'"),
     (["--model_name", os.path.join(GOLDEN_DIR, "tiny-gelu-new")], "model was"),
@@ -202,6 +205,61 @@ def test_other_settings_are_refused(tmp_path, sentences, change, difference):
     assert f"{tmp_path / 'out'} holds a run with other settings ({difference.format(tmp=tmp_path)}" in code
     assert "use another --output folder, or delete" in code
     assert {n: os.stat(tmp_path / "out" / n).st_mtime_ns for n in os.listdir(tmp_path / "out")} == before
+
+
+@pytest.fixture(scope="module")
+def prompted(tmp_path_factory):
+    """sentence-transformers folders with prompts: "prompted" (default_prompt_name "query"; prompts query,
+    passage), "instructed-mean" (include_prompt false: mean pooling leaves the prompt's tokens out)."""
+    root = tmp_path_factory.mktemp("prompted")
+    return {name: task_models.write_st_model(str(root / name), name) for name in ("prompted", "instructed-mean")}
+
+
+@pytest.mark.parametrize("model, options, prompt, text", [
+    ("prompted", ["--prompt_name", "passage"], {"prompt_name": "passage"}, "passage: "),
+    ("prompted", ["--prompt", "Summary: "], {"prompt": "Summary: "}, "Summary: "),
+    ("prompted", [], {}, "query: "),  # the folder's default_prompt_name
+    ("prompted", ["--prompt", ""], {"prompt": ""}, ""),  # no prompt, not the default
+    ("instructed-mean", ["--prompt_name", "query"], {"prompt_name": "query"},
+     "Represent this review for finding similar ones: "),
+])
+def test_prompts_are_embeds_and_recorded(tmp_path, sentences, prompted, model, options, prompt, text):
+    args = [tmp_path / "a.csv", "--output", tmp_path / "out", "--model_name", prompted[model], "--rows_per_shard", 8]
+    pd.DataFrame({"text": sentences[:20]}).to_csv(tmp_path / "a.csv", index=False)
+    assert run(*args, *options)[0] == 0
+    table = read_folder(tmp_path / "out")
+    features, n_tokens = expected_embeddings(prompted[model], sentences[:20], None, None, **prompt)
+    assert np.abs(embeddings(table) - features).max() <= 1e-6
+    assert table["n_tokens"].to_pylist() == n_tokens.tolist()  # the prompt's tokens included, as embed counts
+    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["prompt"] == text
+    unprompted, _ = expected_embeddings(prompted[model], sentences[:20], None, None, prompt="")
+    assert (np.abs(features - unprompted).max() > 1e-3) == bool(text)
+
+
+def test_a_resumed_run_needs_the_same_prompt_text(tmp_path, sentences, prompted):
+    pd.DataFrame({"text": sentences[:20]}).to_csv(tmp_path / "a.csv", index=False)
+    out = tmp_path / "out"
+    args = [tmp_path / "a.csv", "--output", out, "--model_name", prompted["prompted"], "--rows_per_shard", 8]
+    assert run(*args, "--prompt_name", "passage", "--max_shards", 1)[0] == 0
+    for options, now in ([], "query: "), (["--prompt", "Summary: "], "Summary: "):
+        code, lines = run(*args, *options)
+        assert code == (f"error: {out} holds a run with other settings (prompt was 'passage: ', now {now!r}): use "
+                        f"another --output folder, or delete {out} to start over") and len(lines) == 1
+    assert sorted(os.listdir(out)) == ["_manifest.json", "part-00000.parquet"]
+    assert run(*args, "--prompt", "passage: ")[0] == 0  # the same text as the name's
+    features, _ = expected_embeddings(prompted["prompted"], sentences[:20], None, None, prompt_name="passage")
+    assert np.abs(embeddings(read_folder(out)) - features).max() <= 1e-6
+
+
+def test_a_bad_prompt_name_is_one_line_and_writes_nothing(tmp_path, sentences, prompted, capsys):
+    pd.DataFrame({"text": sentences[:10]}).to_csv(tmp_path / "a.csv", index=False)
+    args = [tmp_path / "a.csv", "--output", tmp_path / "out", "--model_name", prompted["prompted"]]
+    code, lines = run(*args, "--prompt_name", "document")
+    assert code == "error: prompt_name 'document' is not one of the model's prompts ('query', 'passage', 'empty')"
+    assert len(lines) == 1 and not (tmp_path / "out").exists()
+    assert run(*args, "--prompt", "query: ", "--prompt_name", "query")[0] == 2  # argparse: one or the other
+    assert capsys.readouterr().err.startswith("error: argument --prompt_name: not allowed with argument --prompt")
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, sentences):
@@ -251,11 +309,12 @@ def test_without_ray_the_ray_engine_says_how_to_install_it(tmp_path, sentences, 
 
 def test_ray_engine_on_a_local_ray_equals_embed_and_resumes_a_local_run(tmp_path, sentences):
     """ray.init(num_cpus=2) with 2 workers must run (no deadlock over a third CPU); it finishes a folder the
-    local engine started, skipping its shards, and gives the same file names, columns and types."""
+    local engine started, skipping its shards, and gives the same file names, columns and types (and embeds
+    with the prompt given)."""
     import ray
     pd.DataFrame({"text": sentences, "id": range(1000, 1300)}).to_csv(tmp_path / "a.csv", index=False)
     args = [tmp_path / "a.csv", "--model_name", TINY, "--id_column", "id", "--rows_per_shard", 64,
-            "--pooling", "mean", "--normalize"]
+            "--pooling", "mean", "--normalize", "--prompt", "Summary: "]
     assert run(*args, "--output", tmp_path / "local")[0] == 0
     assert run(*args, "--output", tmp_path / "ray", "--max_shards", 2)[0] == 0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -267,6 +326,6 @@ def test_ray_engine_on_a_local_ray_equals_embed_and_resumes_a_local_run(tmp_path
     table, local = read_folder(tmp_path / "ray"), read_folder(tmp_path / "local")
     assert table.schema == local.schema and table["id"].equals(local["id"])
     assert table["id"].to_pylist() == list(range(1000, 1300))
-    features, n_tokens = expected_embeddings(TINY, sentences, "mean", True)
+    features, n_tokens = expected_embeddings(TINY, sentences, "mean", True, prompt="Summary: ")
     assert np.abs(embeddings(table) - features).max() < 1e-5
     assert table["n_tokens"].to_pylist() == n_tokens.tolist()
