@@ -22,6 +22,11 @@ TORCH_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage"
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # starts the pre-1.6 (non-zip) torch.save format
 
 
+def read_weights(path):
+    """{name: array} of a .safetensors file (read_safetensors), else of a torch.save'd one (read_torch_checkpoint)."""
+    return read_safetensors(path) if path.endswith(".safetensors") else read_torch_checkpoint(path)
+
+
 def _map(path):
     with open(path, "rb") as f:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""

@@ -20,7 +20,7 @@ from tqdm import tqdm
 import cli
 import corpus
 import shards
-from pipelines import POOLINGS, check_pooling
+from pipelines import POOLINGS, check_pooling, embedding_dimension
 from utils import __version__, load_tokenizer_hparams_and_params
 
 
@@ -73,10 +73,10 @@ def load_engine(name):
     return corpus_ray
 
 
-def make_manifest(args, names, hparams, settings):
+def make_manifest(args, names, params, hparams, settings):
     """The manifest's settings part: what a resumed run must share with the first."""
     model = os.path.realpath(args.model_name) if os.path.isdir(args.model_name) else args.model_name
-    return {"model": model, "config_sha256": corpus.config_sha256(hparams), "dimension": hparams["hidden_size"],
+    return {"model": model, "config_sha256": corpus.config_sha256(hparams), "dimension": embedding_dimension(params),
             "pooling": settings.pooling, "normalize": settings.normalize, "max_length": settings.max_length,
             "prompt": settings.prompt, "text_column": args.text_column, "id_column": args.id_column,
             "rows_per_shard": args.rows_per_shard, "inputs": [corpus.describe(name) for name in names],
@@ -93,7 +93,7 @@ def run(args):
     settings = corpus.model_settings(hparams, args.pooling, args.normalize, args.max_length, args.batch_size,
                                      args.prompt_name, args.prompt)
     check_pooling(settings.pooling, model[2])
-    manifest = make_manifest(args, names, hparams, settings)
+    manifest = make_manifest(args, names, model[2], hparams, settings)
     shards.check_folder(args.output, manifest)  # a mismatch is refused before the inputs are read
     found = corpus.scan(names, args.text_column, args.id_column, args.rows_per_shard)
     expected = found.expected_rows

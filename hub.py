@@ -13,7 +13,8 @@ import time
 import requests
 from tqdm import tqdm
 
-from model_folder import WEIGHT_FILES, is_complete, module_files
+from model_folder import WEIGHT_FILES, is_complete
+from st_modules import module_files
 
 SHORT_NAMES = {
     "bert-tiny-uncased": "google/bert_uncased_L-2_H-128_A-2",
@@ -105,8 +106,9 @@ def _download_files(repo, folder):
             with contextlib.suppress(FileNotFoundError):
                 download_file(session, repo, name, folder)
         required, optional = module_files(folder)
-        for name in required:
-            download_file(session, repo, name, folder)
+        for names in required:  # one of each
+            if not _download_first(session, repo, names, folder):
+                raise FileNotFoundError(f"{repo} has no {' nor '.join(names)}, which its modules.json needs")
         for name in optional:
             with contextlib.suppress(FileNotFoundError):
                 download_file(session, repo, name, folder)

@@ -2,33 +2,24 @@
 
 A folder holds config.json, the vocabulary (vocab.txt, or tokenizer.json alone), model.safetensors or
 pytorch_model.bin, and optionally tokenizer_config.json: what the hub serves for a BERT model, and what
-transformers' save_pretrained writes. A sentence-transformers folder also has modules.json, a Pooling module's
-config and sentence_bert_config.json: their settings become hparams["sentence_transformers"].
+transformers' save_pretrained writes. A sentence-transformers folder also has modules.json and its modules'
+files (st_modules.py): their settings become hparams["sentence_transformers"], Dense modules' weights
+params["sentence_dense"].
 load_model_folder reads one; save_pretrained writes a sequence classifier's.
 """
 import json
 import os
-import pathlib
-import posixpath
 import shutil
 import tempfile
 
 import tokenization
 from bert import config_with_defaults, model_config
-from checkpoint import ordinary_mode, read_safetensors, read_torch_checkpoint, write_safetensors
+from checkpoint import ordinary_mode, read_weights, write_safetensors
 from convert import layer_count, to_params, to_state_dict
+from st_modules import module_files, read_json, sentence_transformers_settings
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 VOCAB_FILES = ("vocab.txt", "tokenizer.json")  # in order of preference
-# sentence-transformers' Pooling modes (its pooling_mode names, and the boolean keys of older configs) ->
-# the pooling names of pipelines.embed. Other modes (weightedmean, lasttoken) are refused.
-ST_POOLINGS = {"cls": "cls", "mean": "mean", "max": "max", "mean_sqrt_len_tokens": "mean_sqrt_len"}
-ST_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
-                          "pooling_mode_mean_tokens": "mean",
-                          "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-                          "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
-ST_MODULES = ("Transformer", "Pooling", "Normalize")  # the module types numpy-bert runs, in this order
-NO_LIMIT = 10 ** 20  # transformers writes model_max_length = 1e30 for "no limit"
 
 
 def is_complete(folder):
@@ -36,7 +27,8 @@ def is_complete(folder):
     return (os.path.isfile(os.path.join(folder, "config.json"))
             and any(os.path.isfile(os.path.join(folder, name)) for name in VOCAB_FILES)
             and any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
-            and all(os.path.isfile(os.path.join(folder, name)) for name in module_files(folder)[0]))
+            and all(any(os.path.isfile(os.path.join(folder, name)) for name in names)
+                    for names in module_files(folder)[0]))
 
 
 def load_model_folder(folder, name=None):
@@ -49,7 +41,7 @@ def load_model_folder(folder, name=None):
     if not is_complete(folder):
         needs = f"config.json, {' or '.join(VOCAB_FILES)} and {' or '.join(WEIGHT_FILES)}"
         extra = module_files(folder)[0] if os.path.isfile(os.path.join(folder, "modules.json")) else []
-        raise FileNotFoundError(f"{folder} needs {needs}" + "".join(f", {path}" for path in extra))
+        raise FileNotFoundError(f"{folder} needs {needs}" + "".join(f", {' or '.join(names)}" for names in extra))
     config = os.path.join(folder, "config.json")
     hparams = read_config(config)
     tokenizer_config = read_json(os.path.join(folder, "tokenizer_config.json"), {})
@@ -65,26 +57,16 @@ def load_model_folder(folder, name=None):
     tokenizer = tokenization.FullTokenizer(vocab, **{key: tokenizer_config.get(key, value)
                                                      for key, value in normalizer.items()})
     check_tokenizer_files(folder, tokenizer_config, tokenizer_json, tokenizer)
-    settings = sentence_transformers_settings(folder, tokenizer_config)
+    settings, dense = sentence_transformers_settings(folder, tokenizer_config)
     if settings is not None:
         hparams["sentence_transformers"] = settings
     weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
     vocab = next(os.path.join(folder, v) for v in VOCAB_FILES if os.path.isfile(os.path.join(folder, v)))
     check_config_and_vocab(config, hparams, vocab, tokenizer)
-    state = read_safetensors(weights) if weights.endswith(".safetensors") else read_torch_checkpoint(weights)
-    return tokenizer, hparams, params_agreeing(state, weights, config, hparams)
-
-
-def read_json(path, default=None):
-    """The JSON in path (default when there is no such file), or a ValueError naming the file."""
-    try:
-        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if default is None:
-            raise
-        return default
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    params = params_agreeing(read_weights(weights), weights, config, hparams)
+    if dense:  # sentence-transformers' Dense modules, after the pooling (st_modules.dense_modules)
+        params["sentence_dense"] = dense
+    return tokenizer, hparams, params
 
 
 def read_config(path):
@@ -150,94 +132,6 @@ def check_tokenizer_files(folder, tokenizer_config, tokenizer_json, tokenizer):
         raise ValueError(f"{folder}: added tokens ({', '.join(map(repr, extra[:5]))}"
                          f"{' ...' if len(extra) > 5 else ''}) are not supported: numpy-bert's tokenizer keeps "
                          f"{', '.join(SPECIAL_TOKENS.values())} alone whole")
-
-
-def _modules(folder):
-    """modules.json's list of {"type", "path"}, each type cut to its class name, or [] without modules.json."""
-    path = os.path.join(folder, "modules.json")
-    modules = read_json(path, [])
-    if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
-        raise ValueError(f"{path} is not a sentence-transformers modules list")
-    return [{"type": str(m["type"]).rsplit(".", 1)[-1], "full_type": m["type"], "path": m.get("path", "")}
-            for m in modules]
-
-
-def module_files(folder):
-    """(required, optional) files of a sentence-transformers folder, relative to it: each Pooling module's
-    config.json; the Transformer module's sentence_bert_config.json and config_sentence_transformers.json (its
-    prompts). Both empty without modules.json."""
-    modules = _modules(folder)
-    required, optional = [], ["config_sentence_transformers.json"] if modules else []
-    for module in modules:
-        if module["type"] == "Pooling":
-            required.append(posixpath.join(module["path"], "config.json"))
-        elif module["type"] == "Transformer":
-            optional.append(posixpath.join(module["path"], "sentence_bert_config.json"))
-    return required, optional
-
-
-def sentence_transformers_settings(folder, tokenizer_config):
-    """The settings SentenceTransformer.encode uses, from modules.json and the files it names:
-    {"pooling": "cls" | "mean" | "max" | "mean_sqrt_len", "normalize": bool, "max_seq_length": int or None,
-    "do_lower_case": bool, "prompts": {name: text}, "default_prompt_name": str or None, "include_prompt": bool}
-    (include_prompt False: pooling leaves out the prompt's tokens); None without modules.json, or for a
-    cross-encoder (a Transformer module alone). Both layouts load: the hub's classic one
-    (sentence_transformers.models.*, pooling_mode_*_token keys, max_seq_length in sentence_bert_config.json) and
-    sentence-transformers 6's (pooling_mode, max_seq_length as tokenizer_config.json's model_max_length).
-    Modules numpy-bert cannot run are a ValueError naming them."""
-    modules, where = _modules(folder), os.path.join(folder, "modules.json")
-    if not modules or [m["type"] for m in modules] == ["Transformer"]:
-        return None
-    for module in modules:
-        if module["type"] not in ST_MODULES or not module["full_type"].startswith("sentence_transformers."):
-            raise ValueError(f"{where}: module {module['full_type']} is not supported: numpy-bert runs "
-                             "sentence-transformers' Transformer, Pooling and Normalize modules")
-    kinds = [m["type"] for m in modules]
-    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
-        raise ValueError(f"{where}: modules {' -> '.join(kinds)} are not supported: numpy-bert runs Transformer "
-                         "-> Pooling, optionally -> Normalize")
-    transformer, pooling = modules[0], modules[1]
-    if transformer["path"] not in ("", "."):
-        raise ValueError(f"{where}: the model in a subfolder ({transformer['path']}) is not supported: load "
-                         f"{os.path.join(folder, transformer['path'])} and pass embed its pooling")
-    st_config = read_json(os.path.join(folder, "sentence_bert_config.json"), {})
-    max_seq_length = st_config.get("max_seq_length")
-    if max_seq_length is None:
-        limit = tokenizer_config.get("model_max_length")
-        max_seq_length = limit if isinstance(limit, int) and 0 < limit < NO_LIMIT else None
-    pooling_path = os.path.join(folder, pooling["path"], "config.json")
-    pooling_config = read_json(pooling_path)
-    return {"pooling": _pooling_mode(pooling_config, pooling_path),
-            "normalize": len(modules) == 3, "max_seq_length": max_seq_length,
-            "do_lower_case": bool(st_config.get("do_lower_case", False)),
-            **_prompts(os.path.join(folder, "config_sentence_transformers.json")),
-            "include_prompt": bool(pooling_config.get("include_prompt", True))}
-
-
-def _prompts(path):
-    """{"prompts": {name: text}, "default_prompt_name": a name of prompts or None} from the folder's
-    config_sentence_transformers.json, as sentence-transformers reads them (a prompt of None is "")."""
-    config = read_json(path, {})
-    prompts, default = config.get("prompts") or {}, config.get("default_prompt_name")
-    if not (isinstance(prompts, dict) and all(isinstance(v, (str, type(None))) for v in prompts.values())):
-        raise ValueError(f"{path}: prompts must map names to texts")
-    if default is not None and default not in prompts:
-        raise ValueError(f"{path}: default_prompt_name {default!r} is not one of its prompts "
-                         f"({', '.join(map(repr, prompts)) or 'there are none'})")
-    return {"prompts": {name: text or "" for name, text in prompts.items()}, "default_prompt_name": default}
-
-
-def _pooling_mode(config, path):
-    """A Pooling module's config -> one of ST_POOLINGS' values, or a ValueError naming what is unsupported."""
-    mode = config.get("pooling_mode")
-    if mode is None:  # the boolean keys of sentence-transformers before 6; none set means mean
-        mode = [m for key, m in ST_LEGACY_POOLING_KEYS.items() if config.get(key)] or ["mean"]
-    modes = [mode] if isinstance(mode, str) else list(mode)
-    if len(modes) != 1:
-        raise ValueError(f"{path}: several poolings at once ({', '.join(modes)}) are not supported")
-    if modes[0] not in ST_POOLINGS:
-        raise ValueError(f"{path}: pooling {modes[0]!r} is not supported; numpy-bert has {', '.join(ST_POOLINGS)}")
-    return ST_POOLINGS[modes[0]]
 
 
 # --- Do the folder's files agree? ---------------------------------------------------------------------

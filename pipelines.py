@@ -17,7 +17,9 @@ import answer_spans
 import entities
 from bert import classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
-from runner import check_positive, overflow_windows, per_token, run_model, run_model_parts, token_limit
+from checks import check_positive, check_texts, check_top_k, check_word_lists
+from runner import overflow_windows, per_token, run_model, run_model_parts, token_limit
+from st_modules import dense_modules
 from tokenization import MASK, PAD
 
 POOLINGS = ("pooler", "cls", "mean", "max", "mean_sqrt_len")
@@ -35,7 +37,8 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
 
     pooling: "pooler" (BERT's pooled output), "cls" (the final [CLS] vector), "mean" (the final token vectors
     averaged over the real tokens), "max" (their elementwise maximum) or "mean_sqrt_len" (their sum over the
-    square root of their number), as sentence-transformers pools; normalize: scale each row to unit length.
+    square root of their number), as sentence-transformers pools, then the folder's Dense modules, if any
+    (st_modules.dense_modules); normalize: scale each row to unit length.
     None (the default) for pooling, normalize and max_length means the model's own setting: a
     sentence-transformers folder's (hparams["sentence_transformers"], whose do_lower_case also lowercases the
     texts first), else PLAIN_BERT's (pooler output, not normalized, 512 tokens). A text longer than
@@ -63,7 +66,7 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
     check_pooling(pooling, params)
     check_positive("batch_size", batch_size)
     check_positive("max_length", max_length)
-    empty = np.empty((0, params["embeddings"]["word"].shape[1]), np.float32)
+    empty = np.empty((0, embedding_dimension(params)), np.float32)
 
     def tokens(texts):
         return [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)]
@@ -77,7 +80,7 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
     def head(seq_output, pooled_output, batch):
         mask = batch["attention_mask"].copy()
         mask[:, :n_prompt] = 0  # the prompt's tokens, when the pooling leaves them out
-        features = _pool(pooling, seq_output, pooled_output, mask)
+        features = dense_modules(_pool(pooling, seq_output, pooled_output, mask), params, hparams)
         if normalize:  # as torch's F.normalize: x / max(|x|, 1e-12)
             features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
         return features
@@ -86,6 +89,12 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
                              batch_size, pooling == "pooler" or pooling == "cls" and not n_prompt, n_threads, done)
     return ((np.stack(rows) if rows else empty, np.array([len(t) + 2 for t in tokens], dtype=np.int64))
             for (tokens, _), rows in stream)
+
+
+def embedding_dimension(params):
+    """The size of embed's features: the last Dense module's output size, else the hidden size."""
+    dense = params.get("sentence_dense")
+    return dense[-1]["w"].shape[1] if dense else params["embeddings"]["word"].shape[1]
 
 
 def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):
@@ -350,7 +359,7 @@ def _filled_in(tokenizer, ids, position, token_id, skip_special_tokens):
         [t for t in tokens if not (skip_special_tokens and t in tokenizer.specials)])
 
 
-# --- Input checks ---------------------------------------------------------------------------------------
+# --- Labels ---------------------------------------------------------------------------------------------
 
 def task_labels(params, hparams, kind):
     """The class names of a classifier head (config.json's id2label, else LABEL_i), or a ValueError when the
@@ -365,32 +374,3 @@ def task_labels(params, hparams, kind):
         raise ValueError("this checkpoint has no pooler, so no pooled_output for the classifier head")
     id2label = hparams.get("id2label") or {}
     return [str(id2label.get(str(i), f"LABEL_{i}")) for i in range(head["w"].shape[1])]
-
-
-def check_texts(texts, name="texts"):
-    """texts as a list of str, or a TypeError / ValueError (empty list) naming `name`."""
-    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
-        raise TypeError(f"{name} must be a list of str (wrap a single text in a list), got {type(texts).__name__}")
-    if not texts:
-        raise ValueError(f"{name} is an empty list: give at least one text")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}] must be a str, got {type(text).__name__}")
-    return list(texts)
-
-
-def check_word_lists(texts):
-    """texts as a list of lists (of words, checked by the caller), or a TypeError / ValueError (empty list)."""
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(words, (list, tuple)) for words in texts):
-        raise TypeError('with is_split_into_words, texts must be a list of word lists, e.g. [["Ann", "met", "Bob"]]')
-    if not texts:
-        raise ValueError("texts is an empty list: give at least one list of words")
-    return list(texts)
-
-
-def check_top_k(top_k, none_means=None):
-    if top_k is None and none_means:
-        return
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be an integer >= 1{f' or None ({none_means})' if none_means else ''}, "
-                         f"got {top_k!r}")

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bert import bert
+from checks import check_positive
 from parallel import ahead, map_batches
 from tokenization import untruncated_lengths
 
@@ -117,8 +118,3 @@ def token_limit(hparams, max_length=512):
     """The most tokens, [CLS] and [SEP] included, that one input may have: max_length, or the model's
     max_position_embeddings when that is smaller."""
     return min(max_length, hparams["max_position_embeddings"])
-
-
-def check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

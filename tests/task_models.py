@@ -40,7 +40,8 @@ TASK_MODELS = {
 ST_CLASSIC = "sentence_transformers.models."
 ST6 = {"Transformer": "sentence_transformers.base.modules.transformer.Transformer",
        "Pooling": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
-       "Normalize": "sentence_transformers.base.modules.normalize.Normalize"}
+       "Normalize": "sentence_transformers.base.modules.normalize.Normalize",
+       "Dense": "sentence_transformers.base.modules.dense.Dense"}
 # name -> (layout, pooling mode, Normalize?, tokenizer lowercases?, sentence_bert_config.json, model_max_length)
 ST_MODELS = {
     "bge-classic": ("classic", "cls", True, True, {"max_seq_length": 64, "do_lower_case": False}, 512),
@@ -50,7 +51,14 @@ ST_MODELS = {
     "prompted": ("st6", "mean", True, True, {}, 64),
     "instructed-mean": ("classic", "mean", False, True, {"max_seq_length": 40}, 512),
     "instructed-cls": ("st6", "cls", False, True, {}, 48),
+    "labse-like": ("classic", "cls", True, False, {"max_seq_length": 64}, 512),
+    "projected": ("st6", "mean", False, True, {}, 64),
 }
+# name -> its Dense modules after the pooling: (out_features, torch activation class, use_residual) each
+ST_DENSE = {"labse-like": [(32, "torch.nn.modules.activation.Tanh", False)],
+            "projected": [(24, "torch.nn.modules.linear.Identity", True),
+                          (24, "torch.nn.modules.activation.GELU", True),
+                          (16, "torch.nn.modules.activation.ReLU", False)]}
 # name -> (config_sentence_transformers.json's prompts and default_prompt_name, the Pooling's include_prompt)
 ST_PROMPTS = {
     "prompted": ({"query": "query: ", "passage": "passage: ", "empty": None}, "query", True),
@@ -116,11 +124,16 @@ def write_st_model(folder, name, encoder=None):
     write_json(os.path.join(folder, "config.json"), {"architectures": ["BertModel"], "model_type": "bert", **ENCODER})
     write_safetensors(os.path.join(folder, "model.safetensors"),
                       {k.removeprefix("bert."): v for k, v in encoder.items() if k.startswith("bert.")})
-    modules = ["Transformer", "Pooling"] + ["Normalize"] * normalize
-    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    dense = ST_DENSE.get(name, [])
+    modules = ["Transformer", "Pooling"] + ["Dense"] * len(dense) + ["Normalize"] * normalize
+    paths = [f"{i}_{m}" if i else "" for i, m in enumerate(modules)]
     write_json(os.path.join(folder, "modules.json"), [
-        {"idx": i, "name": str(i), "path": paths[m], "type": ST_CLASSIC + m if layout == "classic" else ST6[m]}
+        {"idx": i, "name": str(i), "path": paths[i], "type": ST_CLASSIC + m if layout == "classic" else ST6[m]}
         for i, m in enumerate(modules)])
+    n_in = ENCODER["hidden_size"]
+    for i, (n_out, activation, residual) in enumerate(dense):
+        write_dense(os.path.join(folder, paths[2 + i]), n_in, n_out, activation, residual, seed=i)
+        n_in = n_out
     tokenizer_config = {"do_lower_case": lower, "model_max_length": max_length}
     prompts, default_prompt_name, include_prompt = ST_PROMPTS.get(name, ({}, None, True))
     write_json(os.path.join(folder, "config_sentence_transformers.json"),
@@ -140,7 +153,7 @@ def write_st_model(folder, name, encoder=None):
         write_json(os.path.join(folder, "1_Pooling", "config.json"), {
             "embedding_dimension": ENCODER["hidden_size"], "pooling_mode": pooling, "include_prompt": include_prompt})
         if normalize:
-            write_json(os.path.join(folder, "2_Normalize", "config.json"), {
+            write_json(os.path.join(folder, paths[-1], "config.json"), {
                 "module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"})
         st_config = {"transformer_task": "feature-extraction", "modality_config": {
             "text": {"method": "forward", "method_output_name": "last_hidden_state"}},
@@ -148,6 +161,20 @@ def write_st_model(folder, name, encoder=None):
     write_json(os.path.join(folder, "tokenizer_config.json"), tokenizer_config)
     write_json(os.path.join(folder, "sentence_bert_config.json"), st_config)
     return folder
+
+
+def write_dense(folder, n_in, n_out, activation, residual, seed):
+    """A Dense module as sentence-transformers saves it: config.json and model.safetensors (torch's Linear
+    weights, (out, in), standard deviation 1 / sqrt(in), a projection of the input for a residual of another size)."""
+    rng = np.random.default_rng(100 + seed)
+    state = {"linear.weight": rng.standard_normal((n_out, n_in)).astype(np.float32) / np.float32(n_in ** 0.5),
+             "linear.bias": rng.standard_normal(n_out).astype(np.float32) * np.float32(0.1)}
+    if residual and n_in != n_out:
+        state["residual.weight"] = rng.standard_normal((n_out, n_in)).astype(np.float32) / np.float32(n_in ** 0.5)
+    write_json(os.path.join(folder, "config.json"), {"in_features": n_in, "out_features": n_out, "bias": True,
+                                                     "activation_function": activation,
+                                                     **({"use_residual": True} if residual else {})})
+    write_safetensors(os.path.join(folder, "model.safetensors"), state)
 
 
 LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",

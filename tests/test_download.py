@@ -13,6 +13,8 @@ import pytest
 import hub as hub_module
 import utils
 from conftest import GOLDEN_DIR, flat
+from model_folder import load_model_folder
+from pipelines import embed
 from task_models import model_folders  # noqa: F401  (the session fixture)
 
 LFS_SUFFIXES = (".safetensors", ".bin")
@@ -306,7 +308,7 @@ def test_a_sentence_transformers_repository_brings_the_files_its_modules_name(hu
     assert files_in("models/st-org/bge/1_Pooling") == ["config.json"]
     assert hparams["sentence_transformers"] == {"pooling": "cls", "normalize": True, "max_seq_length": 64,
                                                 "do_lower_case": False, "prompts": {}, "default_prompt_name": None,
-                                                "include_prompt": True}
+                                                "include_prompt": True, "dense": []}
     assert not [path for path in hub.paths() if "Normalize" in path or "tokenizer.json" in path]
     hub.log.clear()
     utils.load_tokenizer_hparams_and_params("st-org/bge")
@@ -322,9 +324,25 @@ def test_a_sentence_transformers_6_repository_has_tokenizer_json_alone(hub, mode
     assert len(tokenizer.vocab) == 30522 and hparams["sentence_transformers"]["max_seq_length"] == 48
 
 
-def test_a_missing_pooling_config_fails_the_download_and_leaves_nothing(hub, model_folders):
-    shutil.copytree(model_folders["bge-classic"], os.path.join(hub.root, "st-org", "bge"))
-    os.remove(os.path.join(hub.root, "st-org", "bge", "1_Pooling", "config.json"))
-    with pytest.raises(FileNotFoundError, match="st-org/bge/1_Pooling/config.json: no such file"):
-        utils.load_tokenizer_hparams_and_params("st-org/bge")
+@pytest.mark.parametrize("name, missing, message", [
+    ("bge-classic", "1_Pooling/config.json", "has no 1_Pooling/config.json, which its modules.json needs"),
+    ("labse-like", "2_Dense/model.safetensors", "has no 2_Dense/model.safetensors nor 2_Dense/pytorch_model.bin, "
+                                                "which its modules.json needs"),
+])
+def test_a_missing_module_file_fails_the_download_and_leaves_nothing(hub, model_folders, name, missing, message):
+    shutil.copytree(model_folders[name], os.path.join(hub.root, "st-org", name))
+    os.remove(os.path.join(hub.root, "st-org", name, missing))
+    with pytest.raises(FileNotFoundError, match=f"st-org/{name} {message}"):
+        utils.load_tokenizer_hparams_and_params(f"st-org/{name}")
     assert not os.path.exists("models")
+
+
+def test_a_dense_module_brings_its_config_and_one_weights_file(hub, model_folders):
+    """As LaBSE: Transformer -> Pooling -> 2_Dense -> 3_Normalize; the first Dense weights file found is taken."""
+    shutil.copytree(model_folders["labse-like"], os.path.join(hub.root, "st-org", "labse"))
+    tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params("st-org/labse")
+    assert files_in("models/st-org/labse/2_Dense") == ["config.json", "model.safetensors"]
+    assert not [path for path in hub.paths() if "2_Dense/pytorch_model.bin" in path]  # the first one found
+    local_tokenizer, local_hparams, local_params = load_model_folder(model_folders["labse-like"])
+    np.testing.assert_array_equal(embed(["a fine film"], tokenizer, params, hparams, progress=False),
+                                  embed(["a fine film"], local_tokenizer, local_params, local_hparams, progress=False))

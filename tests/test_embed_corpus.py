@@ -236,6 +236,16 @@ def test_prompts_are_embeds_and_recorded(tmp_path, sentences, prompted, model, o
     assert (np.abs(features - unprompted).max() > 1e-3) == bool(text)
 
 
+def test_a_model_with_dense_modules_gives_their_size(tmp_path, sentences):
+    """The "projected" folder's Dense modules end at 16 features (its hidden size is 32)."""
+    folder = task_models.write_st_model(str(tmp_path / "projected"), "projected")
+    pd.DataFrame({"text": sentences[:10]}).to_csv(tmp_path / "a.csv", index=False)
+    assert run(tmp_path / "a.csv", "--output", tmp_path / "out", "--model_name", folder)[0] == 0
+    features, _ = expected_embeddings(folder, sentences[:10], None, None)
+    assert features.shape == (10, 16) and np.abs(embeddings(read_folder(tmp_path / "out")) - features).max() <= 1e-6
+    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["dimension"] == 16
+
+
 def test_a_resumed_run_needs_the_same_prompt_text(tmp_path, sentences, prompted):
     pd.DataFrame({"text": sentences[:20]}).to_csv(tmp_path / "a.csv", index=False)
     out = tmp_path / "out"

@@ -14,30 +14,35 @@ from pipelines import embed, embedding_settings
 from task_models import model_folders  # noqa: F401  (the session fixture)
 
 GOLDEN = np.load(os.path.join(tm.GOLDEN, "embeddings.npz"))
-NO_PROMPTS = {"prompts": {}, "default_prompt_name": None, "include_prompt": True}
+PLAIN = {"prompts": {}, "default_prompt_name": None, "include_prompt": True, "dense": []}  # no prompts, no Dense
 SETTINGS = {
-    "bge-classic": {"pooling": "cls", "normalize": True, "max_seq_length": 64, "do_lower_case": False, **NO_PROMPTS},
-    "bge-st6": {"pooling": "cls", "normalize": True, "max_seq_length": 48, "do_lower_case": False, **NO_PROMPTS},
+    "bge-classic": {"pooling": "cls", "normalize": True, "max_seq_length": 64, "do_lower_case": False, **PLAIN},
+    "bge-st6": {"pooling": "cls", "normalize": True, "max_seq_length": 48, "do_lower_case": False, **PLAIN},
     "lowercase-max": {"pooling": "max", "normalize": False, "max_seq_length": 40, "do_lower_case": True,
-                      **NO_PROMPTS},
+                      **PLAIN},
     "sqrt-len": {"pooling": "mean_sqrt_len", "normalize": True, "max_seq_length": 512, "do_lower_case": False,
-                 **NO_PROMPTS},
+                 **PLAIN},
     "prompted": {"pooling": "mean", "normalize": True, "max_seq_length": 64, "do_lower_case": False,
                  "prompts": {"query": "query: ", "passage": "passage: ", "empty": ""}, "default_prompt_name": "query",
-                 "include_prompt": True},
+                 "include_prompt": True, "dense": []},
     "instructed-mean": {"pooling": "mean", "normalize": False, "max_seq_length": 40, "do_lower_case": False,
                         "prompts": tm.ST_PROMPTS["instructed-mean"][0], "default_prompt_name": None,
-                        "include_prompt": False},
+                        "include_prompt": False, "dense": []},
     "instructed-cls": {"pooling": "cls", "normalize": False, "max_seq_length": 48, "do_lower_case": False,
                        "prompts": tm.ST_PROMPTS["instructed-cls"][0], "default_prompt_name": "query",
-                       "include_prompt": False},
+                       "include_prompt": False, "dense": []},
+    "labse-like": {"pooling": "cls", "normalize": True, "max_seq_length": 64, "do_lower_case": False, **PLAIN,
+                   "dense": [{"activation": "torch.nn.modules.activation.Tanh", "residual": False}]},
+    "projected": {"pooling": "mean", "normalize": False, "max_seq_length": 64, "do_lower_case": False, **PLAIN,
+                  "dense": [{"activation": activation, "residual": residual} for _, activation, residual in
+                            tm.ST_DENSE["projected"]]},
 }
 
 
 def test_real_minilm_equals_sentence_transformers_encode(minilm):
     tokenizer, hparams, params = load_model_folder(minilm)
     assert hparams["sentence_transformers"] == {"pooling": "mean", "normalize": True, "max_seq_length": 256,
-                                                "do_lower_case": False, **NO_PROMPTS}
+                                                "do_lower_case": False, **PLAIN}
     texts = tm.embedding_texts() + tm.reviews([0])  # the golden file also has reviews([3])
     features = embed(texts, tokenizer, params, hparams, batch_size=5, progress=False)
     assert max(len(tokenizer.tokenize(t)) for t in texts) > 256  # the long review is cut at 256 tokens
@@ -150,10 +155,12 @@ def edit_json(path, change):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m: m.insert(2, {"idx": 2, "path": "2_Dense", "type": "sentence_transformers.models.Dense"}),
-     "module sentence_transformers.models.Dense is not supported: numpy-bert runs sentence-transformers' "
-     "Transformer, Pooling and Normalize modules"),
+    (lambda m: m.insert(2, {"idx": 2, "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"}),
+     "module sentence_transformers.models.LayerNorm is not supported: numpy-bert runs sentence-transformers' "
+     "Transformer, Pooling, Dense and Normalize modules"),
     (lambda m: m.reverse(), "modules Normalize -> Pooling -> Transformer are not supported"),
+    (lambda m: m.insert(2, dict(m[2])), "modules Transformer -> Pooling -> Normalize -> Normalize are not supported: "
+                                         "numpy-bert runs Transformer -> Pooling, then Dense modules and Normalize"),
     (lambda m: m[0].update(path="0_BERT"), r"the model in a subfolder \(0_BERT\) is not supported"),
 ])
 def test_modules_numpy_bert_cannot_run_are_named(change, message, model_folders, tmp_path):
@@ -182,11 +189,45 @@ def test_pooling_config_without_a_mode_is_mean_as_in_sentence_transformers(model
     assert load_model_folder(folder)[1]["sentence_transformers"]["pooling"] == "mean"
 
 
-def test_a_missing_pooling_config_is_named(model_folders, tmp_path):
-    folder = copy_folder(model_folders, "bge-classic", tmp_path)
-    os.remove(folder / "1_Pooling" / "config.json")
-    with pytest.raises(FileNotFoundError, match=r"bge-classic needs config.json, vocab.txt or tokenizer.json and "
-                                                r"model.safetensors or pytorch_model.bin, 1_Pooling/config.json"):
+@pytest.mark.parametrize("name, missing, message", [
+    ("bge-classic", "1_Pooling/config.json", r"bge-classic needs config.json, vocab.txt or tokenizer.json and "
+                                             r"model.safetensors or pytorch_model.bin, 1_Pooling/config.json"),
+    ("labse-like", "2_Dense/model.safetensors", r"1_Pooling/config.json, 2_Dense/config.json, "
+                                                r"2_Dense/model.safetensors or 2_Dense/pytorch_model.bin$"),
+])
+def test_a_missing_module_file_is_named(name, missing, message, model_folders, tmp_path):
+    folder = copy_folder(model_folders, name, tmp_path)
+    os.remove(folder / missing)
+    with pytest.raises(FileNotFoundError, match=message):
+        load_model_folder(folder)
+
+
+def test_dense_modules_are_read_as_sentence_transformers_saves_them(model_folders):
+    tokenizer, hparams, params = load_model_folder(model_folders["projected"])
+    layers = params["sentence_dense"]
+    assert [layer["w"].shape for layer in layers] == [(32, 24), (24, 24), (24, 16)]
+    assert [sorted(layer) for layer in layers] == [["b", "residual", "w"], ["b", "w"], ["b", "w"]]  # 24 -> 24: x
+    features = embed(["a fine film"], tokenizer, params, hparams, progress=False)
+    without = embed(["a fine film"], tokenizer, {k: v for k, v in params.items() if k != "sentence_dense"}, hparams,
+                    progress=False)
+    assert features.shape == (1, 16) and without.shape == (1, 32) and (features >= 0).all()  # ReLU last
+    assert embed([], tokenizer, params, hparams, progress=False).shape == (0, 16)
+
+
+@pytest.mark.parametrize("folder_name, change, message", [
+    ("labse-like", lambda c: c.update(activation_function="torch.nn.modules.activation.Softplus"),
+     "activation_function 'torch.nn.modules.activation.Softplus' is not supported; numpy-bert has Tanh, Identity"),
+    ("labse-like", lambda c: c.update(module_input_name="token_embeddings"),
+     "module_input_name 'token_embeddings' is not supported: numpy-bert's Dense modules act on the sentence"),
+    ("labse-like", lambda c: c.update(out_features=16), r"2_Dense/model.safetensors does not match .*2_Dense/config"
+                                                        r".json: it holds \{'linear.weight': \(32, 32\)"),
+    ("projected", lambda c: c.update(use_residual=False), r"it holds .*'residual.weight': \(24, 32\).* the config "
+                                                          r"gives \{'linear.weight': \(24, 32\), 'linear.bias': \(24,"),
+])
+def test_dense_modules_numpy_bert_cannot_run_are_named(folder_name, change, message, model_folders, tmp_path):
+    folder = copy_folder(model_folders, folder_name, tmp_path)
+    edit_json(folder / "2_Dense" / "config.json", change)
+    with pytest.raises(ValueError, match=message):
         load_model_folder(folder)
 
 
