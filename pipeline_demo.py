@@ -3,6 +3,8 @@
     python pipeline_demo.py text-classification --model_name path/to/classifier --text "A gripping film."
     python pipeline_demo.py question-answering --model_name path/to/qa --question "Who?" --context "Ann did."
     python pipeline_demo.py feature-extraction --model_name sentence-transformers/all-MiniLM-L6-v2 --input texts.jsonl
+    python pipeline_demo.py zero-shot-classification --model_name path/to/nli --text "Fix my phone!" \
+        --candidate_labels "urgent, phone, tablet"
 
 Inputs come from flags (--text, repeated; --text_pair; --question with --context) or from a JSON-lines file
 (--input, "-" for stdin): one input per line, either a JSON string (a text) or an object with the fields of
@@ -18,8 +20,10 @@ import sys
 import cli
 import pipelines
 from utils import load_tokenizer_hparams_and_params
+from zero_shot import zero_shot_classification
 
-TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask", "feature-extraction")
+TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask", "feature-extraction",
+         "zero-shot-classification")
 # option -> the tasks it applies to
 OPTIONS = {
     "text_pair": ("text-classification",),
@@ -31,6 +35,8 @@ OPTIONS = {
     "max_answer_len": ("question-answering",), "handle_impossible_answer": ("question-answering",),
     "pooling": ("feature-extraction",), "normalize": ("feature-extraction",), "max_length": ("feature-extraction",),
     "prompt": ("feature-extraction",), "prompt_name": ("feature-extraction",),
+    "candidate_labels": ("zero-shot-classification",), "hypothesis_template": ("zero-shot-classification",),
+    "multi_label": ("zero-shot-classification",),
 }
 
 
@@ -78,6 +84,12 @@ def parse_args(argv):
     parser.add_argument("--prompt", help="feature-extraction: a text put before every text, e.g. 'query: ' "
                                          "(default: the model's default prompt, if it has one)")
     parser.add_argument("--prompt_name", help="feature-extraction: one of the model's prompts, by name")
+    parser.add_argument("--candidate_labels", metavar="LABELS",
+                        help="zero-shot-classification: the labels, comma-separated, e.g. 'urgent, phone, tablet'")
+    parser.add_argument("--hypothesis_template", help="zero-shot-classification: the hypothesis each label goes "
+                                                      "into (default: 'This example is {}.')")
+    parser.add_argument("--multi_label", action="store_true", default=None,
+                        help="zero-shot-classification: score each label on its own (they need not sum to 1)")
     parser.add_argument("--batch_size", type=int, default=32, help="inputs per forward pass (default: %(default)s)")
     args = parser.parse_args(argv)
     for option, tasks in OPTIONS.items():
@@ -92,6 +104,8 @@ def parse_args(argv):
         parser.error(f"--question and --context are for question-answering; {args.task} takes --text")
     if not args.input and not (args.text or args.question):
         parser.error("no input: give --text (--question and --context for question-answering) or --input FILE")
+    if args.task == "zero-shot-classification" and args.candidate_labels is None:
+        parser.error("zero-shot-classification needs --candidate_labels, e.g. --candidate_labels 'urgent, phone'")
     return args
 
 
@@ -156,6 +170,9 @@ def run(args, inputs, tokenizer, params, hparams):
     texts = [i["text"] for i in inputs]
     if args.task == "feature-extraction":
         return pipelines.embed(texts, *model, batch_size=batch_size, progress=progress, **options).tolist()
+    if args.task == "zero-shot-classification":
+        return zero_shot_classification(texts, options.pop("candidate_labels"), *model, batch_size=batch_size,
+                                        progress=progress, **options)
     if args.task == "text-classification":
         pairs = [i.get("text_pair") for i in inputs]  # an input without one: "", no second text
         options["text_pairs"] = [p or "" for p in pairs] if any(p is not None for p in pairs) else None

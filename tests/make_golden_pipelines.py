@@ -1,7 +1,7 @@
 """Generate tests/golden/pipelines/*.json.gz and embeddings.npz: the outputs of transformers' pipelines
-(text-classification, token-classification, fill-mask) and of SentenceTransformer.encode on the random-weight
-models and inputs of tests/task_models.py, and of the real all-MiniLM-L6-v2's encode. Question answering:
-make_golden_qa.py.
+(text-classification, token-classification, fill-mask, zero-shot-classification) and of
+SentenceTransformer.encode on the random-weight models and inputs of tests/task_models.py, and of the real
+all-MiniLM-L6-v2's encode. Question answering: make_golden_qa.py.
 
 Needs requirements-golden.txt (torch==2.13.0, transformers 5.24, sentence-transformers 6.2); never needed to
 run the tests. Run from the repository root:  python tests/make_golden_pipelines.py
@@ -79,6 +79,18 @@ def fill_mask(folders):
             for kwargs in ({}, {"top_k": 3}, {"targets": tm.FILL_MASK_TARGETS, "top_k": 4}, {"targets": "film"})]
 
 
+def zero_shot_classification(folders):
+    texts, (labels, comma_separated, single) = tm.zero_shot_inputs()
+    cases = []
+    for name in ("zero-shot-nli", "zero-shot-nli-first"):
+        classify = load_pipeline("zero-shot-classification", folders[name], name)
+        for kwargs in ({"candidate_labels": labels}, {"candidate_labels": labels, "multi_label": True},
+                       {"candidate_labels": comma_separated, "hypothesis_template": "The review is {}."},
+                       {"candidate_labels": single}):
+            cases.append({"model": name, "kwargs": kwargs, "outputs": plain(classify(texts, **kwargs))})
+    return cases
+
+
 def read(folder, name):
     with open(os.path.join(folder, name), encoding="utf-8") as f:
         return json.load(f)
@@ -121,7 +133,8 @@ def main():
         folders = {name: tm.write_task_model(os.path.join(tmp, name), name, encoder) for name in tm.TASK_MODELS}
         folders.update({name: tm.write_st_model(os.path.join(tmp, name), name, encoder) for name in tm.ST_MODELS})
         for task, make in (("text_classification", text_classification),
-                           ("token_classification", token_classification), ("fill_mask", fill_mask)):
+                           ("token_classification", token_classification), ("fill_mask", fill_mask),
+                           ("zero_shot_classification", zero_shot_classification)):
             tm.write_golden(task, make(folders))
         os.makedirs(tm.GOLDEN, exist_ok=True)
         path = os.path.join(tm.GOLDEN, "embeddings.npz")

@@ -36,6 +36,11 @@ TASK_MODELS = {
             {"id2label": dict(enumerate(BIO))}),
     "qa": ("BertForQuestionAnswering", ("qa_outputs", [0.1, -0.1]), {}),
     "mlm": ("BertForMaskedLM", None, {}),
+    # NLI models for zero-shot classification: entailment last, and first (then contradiction is the last label)
+    "zero-shot-nli": ("BertForSequenceClassification", ("classifier", [-1.75, 0.0, 1.75]),
+                      {"id2label": {"0": "contradiction", "1": "neutral", "2": "entailment"}}),
+    "zero-shot-nli-first": ("BertForSequenceClassification", ("classifier", [3.5, 0.0, -3.5]),
+                            {"id2label": {"0": "ENTAILMENT", "1": "NEUTRAL", "2": "CONTRADICTION"}}),
 }
 ST_CLASSIC = "sentence_transformers.models."
 ST6 = {"Transformer": "sentence_transformers.base.modules.transformer.Transformer",
@@ -272,6 +277,13 @@ def qa_inputs():
 
 # fill-mask's targets: tokens, words an uncased vocabulary has only lowercased or in pieces, one with no tokens
 FILL_MASK_TARGETS = ["good", "bad", "film", "Paris", "capital", "##ing", " good", "unbelievable", "", "[SEP]"]
+
+
+def zero_shot_inputs():
+    """(texts, label sets): real sentences, a review over 512 tokens (cut, the hypothesis never), an edge text;
+    candidate labels as a list, as one comma-separated string, and a single label."""
+    texts = sentences(range(80, 86)) + reviews([3]) + EDGE_TEXTS[:1]
+    return texts, [["acting", "plot", "music", "visuals"], "good, bad , boring,,", ["worth watching"]]
 
 
 def fill_mask_texts():

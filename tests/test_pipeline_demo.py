@@ -12,6 +12,7 @@ import pipelines
 import task_models as tm
 from model_folder import load_model_folder
 from scripts import assert_usage_error, run_script
+from zero_shot import zero_shot_classification
 from task_models import model_folders  # noqa: F401  (the session fixture)
 
 EMBEDDINGS = np.load(os.path.join(tm.GOLDEN, "embeddings.npz"))
@@ -91,6 +92,17 @@ def test_stride_targets_and_inputs_without_a_pair(model_folders, capsys, tmp_pat
     np.testing.assert_allclose([row[0]["score"] for row in printed], [row[0]["score"] for row in expected], rtol=1e-6)
 
 
+def test_zero_shot_classification_from_flags(model_folders, capsys):
+    folder = model_folders["zero-shot-nli"]
+    pipeline_demo.main(["zero-shot-classification", "--model_name", folder, "--text", "I need my phone fixed today!",
+                        "--candidate_labels", "urgent, phone,tablet", "--multi_label"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = zero_shot_classification(["I need my phone fixed today!"], ["urgent", "phone", "tablet"],
+                                        *model(folder), multi_label=True)
+    assert [r["labels"] for r in printed] == [r["labels"] for r in expected]
+    np.testing.assert_allclose(printed[0]["scores"], expected[0]["scores"], rtol=1e-6)
+
+
 def test_feature_extraction_uses_the_models_own_settings(model_folders, capsys):
     texts = tm.embedding_texts()[:2]
     printed = results(demo("feature-extraction", "--model_name", model_folders["bge-classic"], "--text", texts[0],
@@ -124,6 +136,8 @@ def main(*argv, capsys):
      "--aggregation_strategy applies to token-classification, not to fill-mask"),
     (["question-answering", "--text", "who?"], "question-answering takes --question and --context, not --text"),
     (["fill-mask", "--text", "a [MASK]", "--stride", "8"], "--stride applies to token-classification, not to fill"),
+    (["zero-shot-classification", "--text", "a"], "zero-shot-classification needs --candidate_labels"),
+    (["fill-mask", "--text", "a [MASK]", "--multi_label"], "--multi_label applies to zero-shot-classification"),
     (["fill-mask"], "no input: give --text"),
     (["fill-mask", "--text", "a [MASK]", "--input", "x.jsonl"], "give the inputs with --input or with --text"),
     (["fill-mask", "--text", "a [MASK]", "--top", "3"], "unknown option --top: did you mean --top_k?"),  # no abbreviations
@@ -177,5 +191,5 @@ def test_help_names_every_task(capsys):
     code, out, _ = main("--help", capsys=capsys)
     assert code == 0
     for task in ("text-classification", "token-classification", "question-answering", "fill-mask",
-                 "feature-extraction"):
+                 "feature-extraction", "zero-shot-classification"):
         assert task in out
