@@ -7,7 +7,8 @@ For each window [CLS] question [SEP] context tokens [SEP]:
    score for "no answer");
 2. span scores p_start[s] * p_end[e] for s <= e < s + max_answer_len; the window's best 2 * top_k + 10 spans
    are candidates;
-3. each candidate is widened to whole words (of the context tokens in that window) and read from the context.
+3. each candidate is widened to whole words (of the context tokens in that window) and read from the context
+   (with align_to_words False: the best top_k spans, read as their tokens span, not widened).
 Candidates whose text is the same, ignoring case, are merged, their scores added (also across windows).
 With handle_impossible_answer, the empty answer (start 0, end 0) is a candidate too, scored with the smallest
 "no answer" score of the windows. The top_k best answers are returned.
@@ -38,8 +39,10 @@ def windows(n_question, n_context, max_seq_len, doc_stride):
     return overflow_windows(n_context, room, doc_stride)
 
 
-def answers(context, tokens, offsets, n_question, windows, top_k, max_answer_len, handle_impossible_answer):
-    """The top_k answers {"score", "start", "end", "answer"} for one question, best first.
+def answers(context, tokens, offsets, n_question, windows, top_k, max_answer_len, handle_impossible_answer,
+            align_to_words=True):
+    """The top_k answers {"score", "start", "end", "answer"} for one question, best first; align_to_words False:
+    each window's top_k best spans, read from their tokens' own offsets (not widened to whole words).
 
     tokens, offsets: the context's tokens and their character spans in context; windows: (start, stop, logits)
     per window, start:stop the context tokens it holds and logits [L, 2] the start and end logits of its L
@@ -53,9 +56,11 @@ def answers(context, tokens, offsets, n_question, windows, top_k, max_answer_len
         if handle_impossible_answer:
             null_score = min(null_score, float(p_start[0] * p_end[0]))
         p_start[0] = p_end[0] = 0
-        for s, e, score in _best_spans(p_start, p_end, allowed, 2 * top_k + 10, max_answer_len):
-            if s == 0 or e == 0:  # a span from or to [CLS] has no word: transformers falls back to the tokens'
-                # offsets, (0, 0) for [CLS] (a span to [CLS] scores 0, and comes only when top_k asks for many)
+        for s, e, score in _best_spans(p_start, p_end, allowed, 2 * top_k + 10 if align_to_words else top_k,
+                                       max_answer_len):
+            if s == 0 or e == 0 or not align_to_words:  # a span from or to [CLS] has no word: transformers
+                # falls back to the tokens' offsets, (0, 0) for [CLS] (a span to [CLS] scores 0, and comes only
+                # when top_k asks for many)
                 char_start = int(offsets[s - first + start][0]) if s else 0
                 char_end = int(offsets[e - first + start][1]) if e else 0
             else:

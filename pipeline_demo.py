@@ -33,6 +33,7 @@ OPTIONS = {
     "targets": ("fill-mask",),
     "doc_stride": ("question-answering",), "max_seq_len": ("question-answering",),
     "max_answer_len": ("question-answering",), "handle_impossible_answer": ("question-answering",),
+    "align_to_words": ("question-answering",),
     "pooling": ("feature-extraction",), "normalize": ("feature-extraction",), "max_length": ("feature-extraction",),
     "prompt": ("feature-extraction",), "prompt_name": ("feature-extraction",),
     "candidate_labels": ("zero-shot-classification",), "hypothesis_template": ("zero-shot-classification",),
@@ -76,6 +77,8 @@ def parse_args(argv):
     parser.add_argument("--max_answer_len", type=int, help="question-answering: tokens per answer (default 15)")
     parser.add_argument("--handle_impossible_answer", action="store_true", default=None,
                         help="question-answering: the empty answer may win")
+    parser.add_argument("--align_to_words", action=argparse.BooleanOptionalAction,
+                        help="question-answering: widen answers to whole words (default: yes)")
     parser.add_argument("--pooling", choices=pipelines.POOLINGS,
                         help="feature-extraction: pooling (default: the model's own)")
     parser.add_argument("--normalize", action=argparse.BooleanOptionalAction,

@@ -244,13 +244,14 @@ def token_classification(texts, tokenizer, params, hparams, aggregation_strategy
 
 def question_answering(questions, contexts, tokenizer, params, hparams, top_k=1, doc_stride=128, max_seq_len=384,
                        max_question_len=64, max_answer_len=15, handle_impossible_answer=False, batch_size=32,
-                       progress=False):
+                       progress=False, align_to_words=True):
     """One list per question of {"score", "start", "end", "answer"}, best first, as transformers 4.x's
     question-answering pipeline (BertForQuestionAnswering checkpoints); start and end are character offsets
     into the context.
 
     A context too long for one input of max_seq_len tokens is split into windows that overlap by doc_stride
-    tokens; answer_spans.answers says how answers are scored, widened to whole words and merged across windows.
+    tokens; answer_spans.answers says how answers are scored, widened to whole words (unless align_to_words is
+    False) and merged across windows.
     max_question_len has no effect: transformers' pipeline never truncates the question (with a fast
     tokenizer), and neither does this one; a question that leaves no room for the context is a ValueError."""
     questions, contexts = check_texts(questions, "questions"), check_texts(contexts, "contexts")
@@ -280,7 +281,7 @@ def question_answering(questions, contexts, tokenizer, params, hparams, top_k=1,
     for (i, start, stop), row in zip(inputs, logits):
         found[i].append((start, stop, row))
     return [answer_spans.answers(context, *read[i], len(asked[i]), found[i], top_k, max_answer_len,
-                                 handle_impossible_answer) for i, context in enumerate(contexts)]
+                                 handle_impossible_answer, align_to_words) for i, context in enumerate(contexts)]
 
 
 def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch_size=32, progress=False,

@@ -1,7 +1,7 @@
 """Generate tests/golden/pipelines/question_answering.json.gz: the outputs of transformers 4.57's
 question-answering pipeline (transformers 5 has none) on the random-weight BertForQuestionAnswering and the
 questions and contexts of tests/task_models.py: long contexts split into several windows, top_k, short answers,
-handle_impossible_answer.
+handle_impossible_answer, align_to_words.
 
 Needs requirements-golden-qa.txt (torch==2.13.0, transformers==4.57.6); never needed to run the tests.
 Run from the repository root:  python tests/make_golden_qa.py
@@ -19,7 +19,8 @@ assert transformers.__version__.startswith("4.57."), transformers.__version__
 CASES = [{}, {"top_k": 3}, {"top_k": 2, "handle_impossible_answer": True},
          {"max_seq_len": 64, "doc_stride": 16, "top_k": 4},  # many windows
          {"max_seq_len": 48, "doc_stride": 20, "max_answer_len": 3, "handle_impossible_answer": True},
-         {"top_k": 15, "max_answer_len": 4}]  # more answers than some windows have candidates
+         {"top_k": 15, "max_answer_len": 4},  # more answers than some windows have candidates
+         {"top_k": 3, "align_to_words": False}, {"max_seq_len": 64, "doc_stride": 16, "align_to_words": False}]
 # contexts of a word or two with a top_k that asks for every span: spans ending at [CLS] (score 0) come in
 SHORT_INPUTS = (["Who?", "What happened?", "Who?", "Who is it?"], ["a", "a", "a b", "Lang Zürich"])
 SHORT_CASES = [{"top_k": 12}, {"top_k": 20}]
