@@ -72,6 +72,7 @@ def relu(x, out=None):
 
 
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "relu": relu}
+POOLER_ACTIVATIONS = {"tanh": np.tanh, "relu": relu}
 
 
 def activation_of(hparams):
@@ -210,9 +211,10 @@ def encoder_layer(x, mask_bias, block, n_head, activation, eps, n_queries=None):
     return layer_norm(z, block["ln_2"], eps, out=z)
 
 
-def pooler(x, p):  # [B, L, H] -> [B, H]
-    """tanh dense layer on the first ([CLS]) token: the sentence-level representation."""
-    return np.tanh(dense(x[:, 0], p))
+def pooler(x, p, activation=np.tanh):  # [B, L, H] -> [B, H]
+    """tanh dense layer on the first ([CLS]) token: the sentence-level representation (DistilBERT's
+    classifier has a ReLU one: hparams["pooler_act"])."""
+    return activation(dense(x[:, 0], p))
 
 
 def bert(input_ids, segment_ids, params, hparams, attention_mask=None, cls_only=False):
@@ -232,7 +234,8 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None, cls_only=
     for i, block in enumerate(params["blocks"], 1):
         n_queries = 1 if cls_only and i == len(params["blocks"]) else None
         x = encoder_layer(x, mask_bias, block, hparams["num_attention_heads"], activation, eps, n_queries)
-    pooled = pooler(x, params["pooler"]) if "pooler" in params else None
+    pooled = (pooler(x, params["pooler"], POOLER_ACTIVATIONS[hparams.get("pooler_act", "tanh")])
+              if "pooler" in params else None)
     if single:
         return x[0], (None if pooled is None else pooled[0])
     return x, pooled
@@ -292,6 +295,8 @@ def config_with_defaults(hparams):
     hparams = {**CONFIG_DEFAULTS, **hparams}
     if hparams["hidden_act"] not in ACTIVATIONS:
         raise ValueError(f"hidden_act {hparams['hidden_act']!r} is not supported; known: {', '.join(ACTIVATIONS)}")
+    if hparams.get("pooler_act", "tanh") not in POOLER_ACTIVATIONS:
+        raise ValueError(f"pooler_act {hparams['pooler_act']!r} is not supported; known: tanh, relu")
     return hparams
 
 

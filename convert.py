@@ -3,7 +3,9 @@
 to_params maps the names of BertModel, BertForPreTraining, BertForSequenceClassification,
 BertForTokenClassification and BertForQuestionAnswering checkpoints (2019-era gamma/beta LayerNorm names
 too) to params: query, key and value fused into one (H, 3H) matrix, every weight stored (in, out).
-to_state_dict is the inverse, for writing a checkpoint that transformers loads.
+to_state_dict is the inverse, for writing a checkpoint that transformers loads. DistilBERT checkpoints (its
+encoder is BERT's without segment embeddings; its classifier's pre_classifier + ReLU plays the pooler) are
+read as BERT ones: distilbert_config and distilbert_state rename their config and weights.
 """
 import re
 
@@ -12,6 +14,45 @@ import numpy as np
 LEGACY_LAYER_NORM = {"gamma": "weight", "beta": "bias"}
 QKV = ("query", "key", "value")
 HEADS = {"pooler": "pooler.dense", "classifier": "classifier", "qa": "qa_outputs", "nsp": "cls.seq_relationship"}
+
+
+# DistilBERT's weight names -> BERT's: (pattern, replacement), applied in order
+DISTILBERT_NAMES = [(r"^distilbert\.", "bert."), (r"transformer\.layer\.", "encoder.layer."),
+                    (r"attention\.q_lin\.", "attention.self.query."), (r"attention\.k_lin\.", "attention.self.key."),
+                    (r"attention\.v_lin\.", "attention.self.value."),
+                    (r"attention\.out_lin\.", "attention.output.dense."),
+                    (r"sa_layer_norm\.", "attention.output.LayerNorm."), (r"ffn\.lin1\.", "intermediate.dense."),
+                    (r"ffn\.lin2\.", "output.dense."), (r"output_layer_norm\.", "output.LayerNorm."),
+                    (r"^pre_classifier\.", "bert.pooler.dense."),
+                    (r"^vocab_transform\.", "cls.predictions.transform.dense."),
+                    (r"^vocab_layer_norm\.", "cls.predictions.transform.LayerNorm."),
+                    (r"^vocab_projector\.bias$", "cls.predictions.bias")]
+# DistilBERT's config keys -> BERT's, and DistilBertConfig's defaults
+DISTILBERT_CONFIG = {"dim": ("hidden_size", 768), "n_layers": ("num_hidden_layers", 6),
+                     "n_heads": ("num_attention_heads", 12), "hidden_dim": ("intermediate_size", 3072),
+                     "activation": ("hidden_act", "gelu"), "vocab_size": ("vocab_size", 30522),
+                     "max_position_embeddings": ("max_position_embeddings", 512)}
+
+
+def distilbert_config(config):
+    """A DistilBERT config.json as BERT's hparams: its sizes under BERT's names, LayerNorm's epsilon 1e-12,
+    two segment types (all-zero embeddings), and the pooler's activation ReLU (its classifier's pre_classifier)."""
+    renamed = {bert: config.get(key, default) for key, (bert, default) in DISTILBERT_CONFIG.items()}
+    return {**config, **renamed, "layer_norm_eps": 1e-12, "type_vocab_size": 2, "pooler_act": "relu"}
+
+
+def distilbert_state(state, hidden_size):
+    """A DistilBERT checkpoint's {name: array} under BERT's names, with all-zero segment embeddings (DistilBERT
+    has none) and without the MLM decoder's weight (tied to the word embeddings, as BERT's)."""
+    renamed = {}
+    for name, array in state.items():
+        for pattern, replacement in DISTILBERT_NAMES:
+            name = re.sub(pattern, replacement, name)
+        renamed[name] = array
+    renamed.pop("vocab_projector.weight", None)
+    prefix = "bert." if any(name.startswith("bert.") for name in renamed) else ""
+    renamed[prefix + "embeddings.token_type_embeddings.weight"] = np.zeros((2, hidden_size), np.float32)
+    return renamed
 
 
 def to_params(state, n_layers):

@@ -89,12 +89,13 @@ def fine_tune(args, progress=True):
     texts, labels, names, train, test = load_data(args)
     try:
         tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
+        pooler = "pooler" in params
+        params = init_classifier(params, hparams, len(names), seed=args.seed)
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
-    if "pooler" not in params:
+    if not pooler:
         print("note: this checkpoint has no pooler: a new one is trained from scratch, as transformers does",
               file=sys.stderr)
-    params = init_classifier(params, hparams, len(names), seed=args.seed)
     hparams = dict(hparams, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     max_length = token_limit(hparams, args.max_length)
     tokens = [tokenizer.tokenize(text) for text in texts]

@@ -28,6 +28,10 @@ SHORT_NAMES = {
     "bert-large-uncased-whole-word-masking": "google-bert/bert-large-uncased-whole-word-masking",
     "bert-large-cased-whole-word-masking": "google-bert/bert-large-cased-whole-word-masking",
     "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
+    "distilbert-base-uncased": "distilbert/distilbert-base-uncased",
+    "distilbert-base-cased": "distilbert/distilbert-base-cased",
+    "distilbert-base-uncased-finetuned-sst-2-english": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+    "distilbert-base-cased-distilled-squad": "distilbert/distilbert-base-cased-distilled-squad",
 }
 REPO_ID = re.compile(r"^\w[\w.-]*/\w[\w.-]*$")
 OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # environment variables, as huggingface_hub reads them

@@ -15,7 +15,7 @@ import tempfile
 import tokenization
 from bert import config_with_defaults, model_config
 from checkpoint import ordinary_mode, read_weights, write_safetensors
-from convert import layer_count, to_params, to_state_dict
+from convert import distilbert_config, distilbert_state, layer_count, to_params, to_state_dict
 from st_modules import module_files, read_json, sentence_transformers_settings
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
@@ -63,7 +63,10 @@ def load_model_folder(folder, name=None):
     weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
     vocab = next(os.path.join(folder, v) for v in VOCAB_FILES if os.path.isfile(os.path.join(folder, v)))
     check_config_and_vocab(config, hparams, vocab, tokenizer)
-    params = params_agreeing(read_weights(weights), weights, config, hparams)
+    state = read_weights(weights)
+    if hparams.get("model_type") == "distilbert":
+        state = distilbert_state(state, hparams["hidden_size"])
+    params = params_agreeing(state, weights, config, hparams)
     if dense:  # sentence-transformers' Dense modules, after the pooling (st_modules.dense_modules)
         params["sentence_dense"] = dense
     return tokenizer, hparams, params
@@ -73,6 +76,8 @@ def read_config(path):
     """config.json as a dict with bert.CONFIG_DEFAULTS filled in, or a ValueError naming the file and what is
     wrong with it."""
     hparams = read_json(path)
+    if isinstance(hparams, dict) and hparams.get("model_type") == "distilbert":
+        hparams = distilbert_config(hparams)
     try:
         return config_with_defaults(hparams if isinstance(hparams, dict) else {})
     except ValueError as e:
@@ -214,6 +219,8 @@ def save_pretrained(folder, tokenizer, params, hparams):
     under a temporary name beside it and renamed when complete, so an interrupted save leaves nothing; an
     existing folder must be empty (it is never overwritten)."""
     model_config(params, hparams)
+    if hparams.get("model_type", "bert") != "bert":
+        raise ValueError(f"save_pretrained writes BERT checkpoints, not {hparams['model_type']} ones")
     folder = os.path.abspath(os.fspath(folder))
     missing = [head for head in ("pooler", "classifier") if head not in params]
     if missing:

@@ -30,6 +30,8 @@ def init_classifier(params, hparams, num_labels, seed=0):
     A checkpoint without a pooler gets a new one, initialized the same way (BertForSequenceClassification
     always has one). The MLM, NSP and other heads are left out."""
     hparams = model_config(params, hparams)
+    if hparams.get("model_type", "bert") != "bert":
+        raise ValueError(f"fine-tuning trains BERT checkpoints, not {hparams['model_type']} ones")
     if type(num_labels) is not int or num_labels < 1:
         raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
     rng = np.random.default_rng(seed)

@@ -15,6 +15,7 @@ import utils
 from conftest import GOLDEN_DIR, flat
 from model_folder import load_model_folder
 from pipelines import embed
+from distilbert_models import distilbert_folders  # noqa: F401  (the session fixture)
 from task_models import model_folders  # noqa: F401  (the session fixture)
 
 LFS_SUFFIXES = (".safetensors", ".bin")
@@ -239,6 +240,18 @@ def test_short_names_map_to_hub_repositories_and_casing(hub):
     assert not tokenizer.do_lower_case  # no tokenizer_config.json: the name decides
     assert files_in("models/bert-base-cased") == ["config.json", "pytorch_model.bin", "vocab.txt"]
     assert hub.paths()[0] == "/google-bert/bert-base-cased/resolve/main/config.json"
+
+
+def test_the_default_sentiment_model_of_transformers_by_its_short_name(hub, distilbert_folders):
+    """distilbert-base-uncased-finetuned-sst-2-english: a DistilBERT checkpoint, downloaded and read as BERT."""
+    shutil.copytree(distilbert_folders["distil-sentiment"],
+                    os.path.join(hub.root, "distilbert", "distilbert-base-uncased-finetuned-sst-2-english"))
+    tokenizer, hparams, params = utils.load_tokenizer_hparams_and_params(
+        "distilbert-base-uncased-finetuned-sst-2-english")
+    assert hparams["model_type"] == "distilbert" and tokenizer.do_lower_case
+    local_tokenizer, local_hparams, local_params = load_model_folder(distilbert_folders["distil-sentiment"])
+    np.testing.assert_array_equal(embed(["a fine film"], tokenizer, params, hparams, progress=False),
+                                  embed(["a fine film"], local_tokenizer, local_params, local_hparams, progress=False))
 
 
 def test_an_unknown_short_name_lists_the_known_ones(hub):

@@ -14,6 +14,7 @@ import classify_demo
 import finetune_demo
 import model_folder
 from conftest import GOLDEN_DIR, ROOT, review_sample
+from distilbert_models import distilbert_folders  # noqa: F401  (the session fixture)
 from scripts import run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
@@ -78,13 +79,17 @@ def test_bad_options_are_one_error_line(args, message):
     assert "\n" not in str(exit_info.value.code)
 
 
-def test_a_bad_model_is_one_error_line_and_saves_nothing(tmp_path, monkeypatch, rt_polarity):
+@pytest.mark.parametrize("model, fragment", [("nowhere", "nowhere"),
+                                             ("distil", "fine-tuning trains BERT checkpoints, not distilbert ones")])
+def test_a_bad_model_is_one_error_line_and_saves_nothing(model, fragment, tmp_path, monkeypatch, rt_polarity,
+                                                         distilbert_folders):
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    folder = distilbert_folders["distil-sentiment"] if model == "distil" else str(tmp_path / model)
     with pytest.raises(SystemExit) as exit_info:
-        finetune_demo.main(["dataset_name", rt_polarity, "N", "20", "model_name", str(tmp_path / "nowhere"),
+        finetune_demo.main(["dataset_name", rt_polarity, "N", "20", "model_name", folder,
                             "save_dir", str(tmp_path / "model")])
     message = str(exit_info.value.code)
-    assert message.startswith("error: ") and "nowhere" in message and "\n" not in message
+    assert message.startswith("error: ") and fragment in message and "\n" not in message
     assert not (tmp_path / "model").exists()
 
 
