@@ -29,7 +29,11 @@ def zero_shot_classification(texts, candidate_labels, tokenizer, params, hparams
         candidate_labels, str) else check_texts(candidate_labels, "candidate_labels")
     if not labels:
         raise ValueError("candidate_labels has no label: give at least one")
-    if not isinstance(hypothesis_template, str) or hypothesis_template.format(labels[0]) == hypothesis_template:
+    try:
+        unchanged = hypothesis_template.format(labels[0]) == hypothesis_template
+    except (AttributeError, LookupError, ValueError):  # not a str, or fields other than one {}
+        unchanged = True
+    if unchanged:
         raise ValueError(f"hypothesis_template {hypothesis_template!r} has no {{}} where the label should go, "
                          "e.g. 'This example is {}.'")
     entailment = next((i for i, name in enumerate(task_labels(params, hparams, "text"))

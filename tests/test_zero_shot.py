@@ -40,6 +40,8 @@ def test_the_golden_cases_cover_what_they_should(model_folders):
     (" , ,", {}, "candidate_labels has no label: give at least one"),
     (["a"], {"hypothesis_template": "This example is about it."}, "hypothesis_template 'This example is about it.' "
                                                                  "has no {} where the label should go"),
+    (["a"], {"hypothesis_template": "It is about {label}."}, r"'It is about \{label\}.' has no \{\} where"),
+    (["a"], {"hypothesis_template": None}, "hypothesis_template None has no"),
     (["word " * 600], {}, "a hypothesis has more than the model's 509 tokens"),
 ])
 def test_bad_labels_and_templates_are_named(labels, kwargs, message, model_folders):
