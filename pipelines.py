@@ -298,20 +298,20 @@ def fill_mask(texts, tokenizer, params, hparams, top_k=5, text_pairs=None, batch
     head_of(params, "mlm")
     if MASK not in tokenizer.vocab:
         raise ValueError("the vocabulary has no [MASK] token: this tokenizer cannot fill masks")
-    ids = None if targets is None else target_ids(tokenizer, targets)
-    mask_id, top_k = tokenizer.vocab[MASK], min(top_k, len(tokenizer.vocab) if ids is None else len(ids))
+    only = None if targets is None else target_ids(tokenizer, targets)  # the ids that may be predicted
+    mask_id, top_k = tokenizer.vocab[MASK], min(top_k, len(tokenizer.vocab) if only is None else len(only))
 
     def head(seq_output, pooled_output, batch):  # per row: (ids, mask positions, best ids [masks, k], their probs)
         rows, positions = np.nonzero(batch["input_ids"] == mask_id)
         probs = softmax(mlm_head(seq_output[rows, positions], params, hparams))  # [masks, V]
-        if ids is not None:
-            probs = probs[:, ids]  # [masks, targets]
+        if only is not None:
+            probs = probs[:, only]  # [masks, targets]
         best = np.argpartition(-probs, top_k - 1, axis=1)[:, :top_k]
         best_probs = np.take_along_axis(probs, best, axis=1)
         order = np.argsort(-best_probs, axis=1, kind="stable")
         best, best_probs = np.take_along_axis(best, order, axis=1), np.take_along_axis(best_probs, order, axis=1)
-        if ids is not None:
-            best = ids[best]
+        if only is not None:
+            best = only[best]
         return [(ids[:n], positions[rows == j], best[rows == j], best_probs[rows == j])
                 for j, (ids, n) in enumerate(zip(batch["input_ids"], batch["attention_mask"].sum(axis=1)))]
 
