@@ -1,6 +1,6 @@
 """Generate tests/golden/pipelines/*.json.gz and embeddings.npz: the outputs of transformers' pipelines
-(text-classification, token-classification, fill-mask, zero-shot-classification) and of
-SentenceTransformer.encode on the random-weight models and inputs of tests/task_models.py, and of the real
+(text-classification, token-classification, fill-mask, zero-shot-classification), of SentenceTransformer.encode
+and of util.semantic_search on the random-weight models and inputs of tests/task_models.py, and of the real
 all-MiniLM-L6-v2's encode. Question answering: make_golden_qa.py.
 
 Needs requirements-golden.txt (torch==2.13.0, transformers 5.24, sentence-transformers 6.2); never needed to
@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 import torch
-from sentence_transformers import SentenceTransformer
+from sentence_transformers import SentenceTransformer, util
 from transformers import (AutoTokenizer, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
                           pipeline)
 
@@ -126,6 +126,18 @@ def embeddings(folders, tmp):
     return out
 
 
+def semantic_search(embeddings):
+    """sentence-transformers' util.semantic_search: queries are one folder's (max-pooled, not normalized)
+    embeddings, the corpus four other folders' (tm.search_inputs)."""
+    queries, corpus = tm.search_inputs(embeddings)
+    functions = {"cos_sim": util.cos_sim, "dot_score": util.dot_score}
+    return [{"kwargs": kwargs, "outputs": util.semantic_search(
+                torch.from_numpy(queries), torch.from_numpy(corpus),
+                **{**kwargs, "score_function": functions[kwargs.get("score_function", "cos_sim")]})}
+            for kwargs in ({"top_k": 5}, {"top_k": 3, "query_chunk_size": 4, "corpus_chunk_size": 10},
+                           {"top_k": 100, "score_function": "dot_score"})]
+
+
 def main():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,8 +150,10 @@ def main():
             tm.write_golden(task, make(folders))
         os.makedirs(tm.GOLDEN, exist_ok=True)
         path = os.path.join(tm.GOLDEN, "embeddings.npz")
-        np.savez_compressed(path, **{k: v.astype(np.float32) for k, v in embeddings(folders, tmp).items()})
+        vectors = {k: v.astype(np.float32) for k, v in embeddings(folders, tmp).items()}
+        np.savez_compressed(path, **vectors)
         print(f"wrote {path}")
+        tm.write_golden("semantic_search", semantic_search(vectors))
 
 
 if __name__ == "__main__":

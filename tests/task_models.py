@@ -286,6 +286,13 @@ def zero_shot_inputs():
     return texts, [["acting", "plot", "music", "visuals"], "good, bad , boring,,", ["worth watching"]]
 
 
+def search_inputs(embeddings):
+    """(queries, corpus) for semantic search, from embeddings.npz's arrays: one folder's max-pooled, not
+    normalized vectors (14) against four other folders' (56)."""
+    corpus = np.concatenate([embeddings[name] for name in ("bge-classic", "sqrt-len", "prompted", "instructed-mean")])
+    return np.ascontiguousarray(embeddings["lowercase-max"]), corpus
+
+
 def fill_mask_texts():
     """One [MASK] (a word of a real sentence masked), several [MASK]s, a masked sub-word's neighbours."""
     texts = []
