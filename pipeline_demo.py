@@ -30,6 +30,7 @@ OPTIONS = {
     "top_k": ("text-classification", "question-answering", "fill-mask"),
     "function_to_apply": ("text-classification",),
     "aggregation_strategy": ("token-classification",), "stride": ("token-classification",),
+    "is_split_into_words": ("token-classification",),
     "targets": ("fill-mask",),
     "doc_stride": ("question-answering",), "max_seq_len": ("question-answering",),
     "max_answer_len": ("question-answering",), "handle_impossible_answer": ("question-answering",),
@@ -70,6 +71,9 @@ def parse_args(argv):
                         help="token-classification: how tokens become entities (default: none)")
     parser.add_argument("--stride", type=int, help="token-classification: read a text over the model's limit whole, "
                                                    "in windows sharing this many tokens (needs --aggregation_strategy)")
+    parser.add_argument("--is_split_into_words", action="store_true", default=None,
+                        help="token-classification: each input is a list of words (a JSON array per --input line; "
+                             "--text split at spaces), start and end index into the words joined by spaces")
     parser.add_argument("--target", dest="targets", action="append",
                         help="fill-mask: predict only this word (repeat for several)")
     parser.add_argument("--doc_stride", type=int, help="question-answering: tokens shared by windows (default 128)")
@@ -126,7 +130,8 @@ def read_inputs(args):
         pairs = args.text_pair or [None] * len(args.text)
         if len(pairs) != len(args.text):
             sys.exit(f"error: {len(args.text)} --text but {len(pairs)} --text_pair: give one pair per text")
-        return [{"text": t, "text_pair": p} for t, p in zip(args.text, pairs)]
+        return [{"text": text.split() if args.is_split_into_words else text, "text_pair": pair}
+                for text, pair in zip(args.text, pairs)]
     fields = ("question", "context") if args.task == "question-answering" else ("text",)
     allowed = fields + (("text_pair",) if args.task == "text-classification" else ())
     try:
@@ -142,14 +147,20 @@ def read_inputs(args):
             item = json.loads(line)
         except ValueError as err:
             sys.exit(f"error: {args.input} line {n} is not JSON ({err})")
-        item = {"text": item} if isinstance(item, str) and fields == ("text",) else item
+        item = {"text": item} if isinstance(item, (str, list)) and fields == ("text",) else item
         if not (isinstance(item, dict) and set(fields) <= set(item) <= set(allowed)
-                and all(isinstance(value, str) for value in item.values())):
-            sys.exit(f"error: {args.input} line {n}: expected {describe(fields, allowed)}")
+                and all(is_words(value) if args.is_split_into_words else isinstance(value, str)
+                        for value in item.values())):
+            sys.exit(f"error: {args.input} line {n}: expected "
+                     + ("a JSON array of words" if args.is_split_into_words else describe(fields, allowed)))
         inputs.append(item)
     if not inputs:
         sys.exit(f"error: {args.input} holds no input")
     return inputs
+
+
+def is_words(value):
+    return isinstance(value, list) and all(isinstance(word, str) for word in value)
 
 
 def describe(fields, allowed):

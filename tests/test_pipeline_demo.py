@@ -93,6 +93,23 @@ def test_stride_targets_and_inputs_without_a_pair(model_folders, capsys, tmp_pat
     np.testing.assert_allclose([row[0]["score"] for row in printed], [row[0]["score"] for row in expected], rtol=1e-6)
 
 
+def test_token_classification_of_words_from_a_file_and_flags(model_folders, tmp_path, capsys):
+    words = [["José", "Müller", "met", "Ana", "in", "Zürich", "."], ["Ann", "", "Bob"]]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(w) for w in words), encoding="utf-8")
+    expected = pipelines.token_classification(words, *model(model_folders["ner"]), "first", is_split_into_words=True)
+    printed = results(demo("token-classification", "--model_name", model_folders["ner"], "--input",
+                           tmp_path / "in.jsonl", "--aggregation_strategy", "first", "--is_split_into_words"))
+    assert [[(e["word"], e["start"], e["end"]) for e in row] for row in printed] == [
+        [(e["word"], e["start"], e["end"]) for e in row] for row in expected]
+    pipeline_demo.main(["token-classification", "--model_name", model_folders["ner"], "--text", " ".join(words[0]),
+                        "--aggregation_strategy", "first", "--is_split_into_words"])
+    assert [e["start"] for e in json.loads(capsys.readouterr().out)] == [e["start"] for e in expected[0]]
+    (tmp_path / "bad.jsonl").write_text('"Ann met Bob"\n', encoding="utf-8")
+    code, out, err = main("token-classification", "--model_name", model_folders["ner"], "--input",
+                          tmp_path / "bad.jsonl", "--is_split_into_words", capsys=capsys)
+    assert code == 1 and err == f"error: {tmp_path / 'bad.jsonl'} line 1: expected a JSON array of words\n"
+
+
 def test_zero_shot_classification_from_flags(model_folders, capsys):
     folder = model_folders["zero-shot-nli"]
     pipeline_demo.main(["zero-shot-classification", "--model_name", folder, "--text", "I need my phone fixed today!",
