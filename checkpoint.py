@@ -22,6 +22,14 @@ TORCH_STORAGES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage"
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # starts the pre-1.6 (non-zip) torch.save format
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # a folder's weights, in order of preference
+
+
+def first_file(folder, names):
+    """The path of the first of names that is a file in folder, or None."""
+    return next((os.path.join(folder, name) for name in names if os.path.isfile(os.path.join(folder, name))), None)
+
+
 def read_weights(path):
     """{name: array} of a .safetensors file (read_safetensors), else of a torch.save'd one (read_torch_checkpoint)."""
     return read_safetensors(path) if path.endswith(".safetensors") else read_torch_checkpoint(path)

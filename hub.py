@@ -13,7 +13,8 @@ import time
 import requests
 from tqdm import tqdm
 
-from model_folder import WEIGHT_FILES, is_complete
+from checkpoint import WEIGHT_FILES
+from model_folder import is_complete
 from st_modules import module_files
 
 SHORT_NAMES = {

@@ -14,21 +14,17 @@ import tempfile
 
 import tokenization
 from bert import config_with_defaults, model_config
-from checkpoint import ordinary_mode, read_weights, write_safetensors
+from checkpoint import WEIGHT_FILES, first_file, ordinary_mode, read_weights, write_safetensors
 from convert import distilbert_config, distilbert_state, layer_count, to_params, to_state_dict
 from st_modules import module_files, read_json, sentence_transformers_settings
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in order of preference
 VOCAB_FILES = ("vocab.txt", "tokenizer.json")  # in order of preference
 
 
 def is_complete(folder):
     """Whether folder holds every file load_model_folder needs."""
-    return (os.path.isfile(os.path.join(folder, "config.json"))
-            and any(os.path.isfile(os.path.join(folder, name)) for name in VOCAB_FILES)
-            and any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
-            and all(any(os.path.isfile(os.path.join(folder, name)) for name in names)
-                    for names in module_files(folder)[0]))
+    return all(first_file(folder, names) for names in [("config.json",), VOCAB_FILES, WEIGHT_FILES,
+                                                         *module_files(folder)[0]])
 
 
 def load_model_folder(folder, name=None):
@@ -60,8 +56,7 @@ def load_model_folder(folder, name=None):
     settings, dense = sentence_transformers_settings(folder, tokenizer_config)
     if settings is not None:
         hparams["sentence_transformers"] = settings
-    weights = next(os.path.join(folder, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(folder, w)))
-    vocab = next(os.path.join(folder, v) for v in VOCAB_FILES if os.path.isfile(os.path.join(folder, v)))
+    weights, vocab = first_file(folder, WEIGHT_FILES), first_file(folder, VOCAB_FILES)
     check_config_and_vocab(config, hparams, vocab, tokenizer)
     state = read_weights(weights)
     if hparams.get("model_type") == "distilbert":

@@ -11,8 +11,8 @@ import posixpath
 
 import numpy as np
 
-from bert import gelu
-from checkpoint import read_weights
+from bert import gelu, relu
+from checkpoint import WEIGHT_FILES, first_file, read_weights
 
 # sentence-transformers' Pooling modes (its pooling_mode names, and the boolean keys of older configs) ->
 # the pooling names of pipelines.embed. Other modes (weightedmean, lasttoken) are refused.
@@ -23,10 +23,9 @@ ST_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tok
                           "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 ST_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")  # the module types numpy-bert runs, in this order
 NO_LIMIT = 10 ** 20  # transformers writes model_max_length = 1e30 for "no limit"
-DENSE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # a Dense module's weights, in order of preference
 # a Dense module's activation_function (torch's class) -> the function dense_modules applies (Tanh: the default)
 ACTIVATIONS = {"torch.nn.modules.activation.Tanh": np.tanh, "torch.nn.modules.linear.Identity": lambda x: x,
-               "torch.nn.modules.activation.ReLU": lambda x: np.maximum(x, np.float32(0)),
+               "torch.nn.modules.activation.ReLU": relu,
                "torch.nn.modules.activation.GELU": gelu}
 
 
@@ -63,7 +62,7 @@ def module_files(folder):
         if module["type"] in ("Pooling", "Dense"):
             required.append((posixpath.join(module["path"], "config.json"),))
         if module["type"] == "Dense":
-            required.append(tuple(posixpath.join(module["path"], name) for name in DENSE_WEIGHTS))
+            required.append(tuple(posixpath.join(module["path"], name) for name in WEIGHT_FILES))
         elif module["type"] == "Transformer":
             optional.append(posixpath.join(module["path"], "sentence_bert_config.json"))
     return required, optional
@@ -124,7 +123,7 @@ def read_dense(folder):
         if config.get(key, "sentence_embedding") != "sentence_embedding":
             raise ValueError(f"{path}: {key} {config[key]!r} is not supported: numpy-bert's Dense modules act on "
                              "the sentence embedding")
-    weights = next(os.path.join(folder, n) for n in DENSE_WEIGHTS if os.path.isfile(os.path.join(folder, n)))
+    weights = first_file(folder, WEIGHT_FILES)
     state = read_weights(weights)
     n_in, n_out, residual = config.get("in_features"), config.get("out_features"), bool(config.get("use_residual"))
     expected = {"linear.weight": (n_out, n_in)}
