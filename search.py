@@ -30,15 +30,14 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k=10, score_functio
     if score_function not in SCORE_FUNCTIONS:
         raise ValueError(f"unknown score_function {score_function!r}: use {' or '.join(SCORE_FUNCTIONS)}")
     prepare = _unit if score_function == "cos_sim" else (lambda x: x)
-    starts = range(0, len(queries), query_chunk_size)
-    best = [(np.empty((len(queries[q:q + query_chunk_size]), 0), np.float32),
-             np.empty((len(queries[q:q + query_chunk_size]), 0), np.int64))
-            for q in starts]  # per query chunk: the best scores so far [rows, <= top_k] and their corpus ids
+    query_chunks = [prepare(queries[q:q + query_chunk_size]) for q in range(0, len(queries), query_chunk_size)]
+    best = [(np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64))
+            for q in query_chunks]  # per query chunk: the best scores so far [rows, <= top_k] and their corpus ids
     for start in range(0, len(corpus), corpus_chunk_size):
         chunk = prepare(corpus[start:start + corpus_chunk_size])
-        for n, q in enumerate(starts):
+        for n, query_chunk in enumerate(query_chunks):
             kept_scores, kept_ids = best[n]
-            scores = np.concatenate([kept_scores, prepare(queries[q:q + query_chunk_size]) @ chunk.T], axis=1)
+            scores = np.concatenate([kept_scores, query_chunk @ chunk.T], axis=1)
             ids = np.concatenate([kept_ids, np.broadcast_to(np.arange(start, start + len(chunk)),
                                                             (len(scores), len(chunk)))], axis=1)
             keep = np.argpartition(-scores, min(top_k, scores.shape[1]) - 1, axis=1)[:, :top_k]
