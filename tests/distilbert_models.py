@@ -3,14 +3,12 @@
 sentence-transformers folder on DistilBertModel (as msmarco-distilbert-base-v4). make_golden_distilbert.py runs
 transformers / sentence-transformers on them; test_distilbert.py writes the same folders."""
 import os
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import minilm_dir  # first: it puts the repository on sys.path
-from checkpoint import write_safetensors  # noqa: I001
-from task_models import BIO, ST_CLASSIC, write_json
+from task_models import BIO, ST_CLASSIC, write_json, write_model_folder  # first: it puts the repository on sys.path
+from synthetic import weight_makers  # noqa: I001
 
 CONFIG = dict(model_type="distilbert", vocab_size=30522, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
               max_position_embeddings=512, activation="gelu", sinusoidal_pos_embds=False)
@@ -26,35 +24,26 @@ MODELS = {"distil-sentiment": ("DistilBertForSequenceClassification",
 def distilbert_state(name):
     """{DistilBERT name: float32 array} of MODELS[name]: the encoder (the same for every model) and its head."""
     H, I, V = CONFIG["dim"], CONFIG["hidden_dim"], CONFIG["vocab_size"]
-    rng = np.random.default_rng(21)
-
-    def uniform(*shape, std):
-        return (rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(std * 12 ** 0.5)
-
-    def dense(prefix, n_in, n_out, std=0.2):
-        return {prefix + ".weight": uniform(n_out, n_in, std=std), prefix + ".bias": uniform(n_out, std=0.2)}
-
-    def layer_norm(prefix):
-        return {prefix + ".weight": 1 + uniform(H, std=0.3), prefix + ".bias": uniform(H, std=0.2)}
-
+    uniform, dense, layer_norm = weight_makers(np.random.default_rng(21), dense_std=0.2)
     architecture, extra = MODELS[name]
     encoder = "" if architecture == "DistilBertModel" else "distilbert."
     state = {encoder + "embeddings.word_embeddings.weight": uniform(V, H, std=0.5),
              encoder + "embeddings.position_embeddings.weight": uniform(CONFIG["max_position_embeddings"], H, std=0.5),
-             **layer_norm(encoder + "embeddings.LayerNorm")}
+             **layer_norm(encoder + "embeddings.LayerNorm", H)}
     for i in range(CONFIG["n_layers"]):
         p = f"{encoder}transformer.layer.{i}."
         for linear in ("q_lin", "k_lin", "v_lin", "out_lin"):
             state.update(dense(p + "attention." + linear, H, H))
-        state.update({**layer_norm(p + "sa_layer_norm"), **dense(p + "ffn.lin1", H, I), **dense(p + "ffn.lin2", I, H),
-                      **layer_norm(p + "output_layer_norm")})
-    rng = np.random.default_rng(sorted(MODELS).index(name))  # the head's own weights
+        state.update({**layer_norm(p + "sa_layer_norm", H), **dense(p + "ffn.lin1", H, I),
+                      **dense(p + "ffn.lin2", I, H), **layer_norm(p + "output_layer_norm", H)})
+    # the head's own weights
+    uniform, dense, layer_norm = weight_makers(np.random.default_rng(sorted(MODELS).index(name)), dense_std=0.2)
     n_labels = len(extra.get("id2label", {}))
     state.update({"DistilBertForSequenceClassification": {**dense("pre_classifier", H, H),
                                                           **dense("classifier", H, n_labels, std=1.0)},
                   "DistilBertForTokenClassification": dense("classifier", H, n_labels, std=1.0),
                   "DistilBertForQuestionAnswering": dense("qa_outputs", H, 2, std=1.0),
-                  "DistilBertForMaskedLM": {**dense("vocab_transform", H, H), **layer_norm("vocab_layer_norm"),
+                  "DistilBertForMaskedLM": {**dense("vocab_transform", H, H), **layer_norm("vocab_layer_norm", H),
                                             "vocab_projector.bias": uniform(V, std=0.2)},
                   "DistilBertModel": {}}[architecture])
     return state
@@ -64,15 +53,8 @@ def write_distilbert_model(folder, name):
     """MODELS[name] as a model folder: config.json, model.safetensors, vocab.txt (bert-base-uncased's),
     tokenizer_config.json; the sentence-transformers one also modules.json and its mean Pooling."""
     architecture, extra = MODELS[name]
-    os.makedirs(folder, exist_ok=True)
-    config = {"architectures": [architecture], **CONFIG, **extra}
-    if "id2label" in extra:
-        config["label2id"] = {label: int(i) for i, label in extra["id2label"].items()}
-    write_json(os.path.join(folder, "config.json"), config)
-    write_safetensors(os.path.join(folder, "model.safetensors"), distilbert_state(name))
-    shutil.copy(os.path.join(minilm_dir(), "vocab.txt"), folder)
-    write_json(os.path.join(folder, "tokenizer_config.json"), {"do_lower_case": True, "model_max_length": 512,
-                                                               "tokenizer_class": "DistilBertTokenizer"})
+    write_model_folder(folder, {"architectures": [architecture], **CONFIG, **extra}, distilbert_state(name),
+                       tokenizer_class="DistilBertTokenizer")
     if architecture == "DistilBertModel":
         write_json(os.path.join(folder, "modules.json"), [
             {"idx": 0, "name": "0", "path": "", "type": ST_CLASSIC + "Transformer"},

@@ -13,20 +13,27 @@ GOLDEN_INPUT_IDS = np.array([
 ], dtype=np.int64)
 
 
-def synthetic_state_dict(config, seed=0, dense_std=0.05):
-    """HF BertForPreTraining names -> float32 arrays: uniform weights (dense ones with standard deviation
-    dense_std) with non-trivial LayerNorms and biases."""
-    rng = np.random.default_rng(seed)
-    H, I, V = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
-
-    def uniform(*shape, std):  # a uniform law with this standard deviation
+def weight_makers(rng, dense_std):
+    """(uniform, dense, layer_norm) drawing from rng: uniform(*shape, std) a float32 uniform law with this standard
+    deviation; dense(prefix, n_in, n_out, std=dense_std) and layer_norm(prefix, n) an HF-named layer's weight and
+    bias (biases with standard deviation 0.2, LayerNorm weights around 1)."""
+    def uniform(*shape, std):
         return ((rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(std * 12 ** 0.5))
 
-    def dense(prefix, n_in, n_out):
-        return {prefix + ".weight": uniform(n_out, n_in, std=dense_std), prefix + ".bias": uniform(n_out, std=0.2)}
+    def dense(prefix, n_in, n_out, std=dense_std):
+        return {prefix + ".weight": uniform(n_out, n_in, std=std), prefix + ".bias": uniform(n_out, std=0.2)}
 
     def layer_norm(prefix, n):
         return {prefix + ".weight": 1 + uniform(n, std=0.3), prefix + ".bias": uniform(n, std=0.2)}
+
+    return uniform, dense, layer_norm
+
+
+def synthetic_state_dict(config, seed=0, dense_std=0.05):
+    """HF BertForPreTraining names -> float32 arrays: uniform weights (dense ones with standard deviation
+    dense_std) with non-trivial LayerNorms and biases."""
+    uniform, dense, layer_norm = weight_makers(np.random.default_rng(seed), dense_std)
+    H, I, V = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
 
     state = {"bert.embeddings.word_embeddings.weight": uniform(V, H, std=0.5),
              "bert.embeddings.position_embeddings.weight": uniform(config["max_position_embeddings"], H, std=0.5),

@@ -107,14 +107,21 @@ def write_task_model(folder, name, encoder=None):
     """A model folder as transformers saves TASK_MODELS[name]: config.json, model.safetensors, vocab.txt,
     tokenizer_config.json."""
     architecture, _, extra = TASK_MODELS[name]
+    return write_model_folder(folder, {"architectures": [architecture], "model_type": "bert", **ENCODER, **extra},
+                              task_state(name, encoder or encoder_state()))
+
+
+def write_model_folder(folder, config, state, **tokenizer_config):
+    """folder with config.json (label2id from its id2label), model.safetensors of state, the uncased vocab.txt of
+    bert-base-uncased, and tokenizer_config.json (lowercasing, 512 tokens, and tokenizer_config's keys)."""
     os.makedirs(folder, exist_ok=True)
-    config = {"architectures": [architecture], "model_type": "bert", **ENCODER, **extra}
-    if "id2label" in extra:
-        config["label2id"] = {label: int(i) for i, label in extra["id2label"].items()}
+    if "id2label" in config:
+        config = {**config, "label2id": {label: int(i) for i, label in config["id2label"].items()}}
     write_json(os.path.join(folder, "config.json"), config)
-    write_safetensors(os.path.join(folder, "model.safetensors"), task_state(name, encoder or encoder_state()))
+    write_safetensors(os.path.join(folder, "model.safetensors"), state)
     shutil.copy(os.path.join(minilm_dir(), "vocab.txt"), folder)
-    write_json(os.path.join(folder, "tokenizer_config.json"), {"do_lower_case": True, "model_max_length": 512})
+    write_json(os.path.join(folder, "tokenizer_config.json"),
+               {"do_lower_case": True, "model_max_length": 512, **tokenizer_config})
     return folder
 
 

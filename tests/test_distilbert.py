@@ -9,16 +9,11 @@ import task_models as tm
 from bert import bert, qa_head, softmax
 from distilbert_models import CONFIG, distilbert_folders  # noqa: F401  (the session fixture)
 from finetune import predict
-from model_folder import load_model_folder, save_pretrained
-from test_pipelines import assert_same
+from model_folder import save_pretrained
+from test_pipelines import assert_same, load
 from training import init_classifier
 
 GOLDEN = tm.read_golden("distilbert")
-
-
-def load(folder):
-    tokenizer, hparams, params = load_model_folder(folder)
-    return tokenizer, params, hparams
 
 
 def test_the_config_and_weights_read_as_bert(distilbert_folders):

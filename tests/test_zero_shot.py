@@ -4,17 +4,11 @@ the entailment label last and first: labels in the same order, scores within 1e-
 import pytest
 
 import task_models as tm
-from model_folder import load_model_folder
 from task_models import model_folders  # noqa: F401  (the session fixture)
-from test_pipelines import assert_same, case_id
+from test_pipelines import assert_same, case_id, load
 from zero_shot import zero_shot_classification
 
 GOLDEN = tm.read_golden("zero_shot_classification")
-
-
-def load(folder):
-    tokenizer, hparams, params = load_model_folder(folder)
-    return tokenizer, params, hparams
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=case_id)
