@@ -1,6 +1,6 @@
-"""Fine-tuning a sequence classifier over a dataset: length-bucketed shuffled batches, one epoch of AdamW steps
-(the learning rate of each step given, gradients clipped), and predictions for evaluation. finetune_demo.py
-and benchmarks/bench_train.py run these.
+"""Fine-tuning a classifier of sequences or of tokens over a dataset: length-bucketed shuffled batches, one
+epoch of AdamW steps (the learning rate of each step given, gradients clipped), and predictions for
+evaluation. finetune_demo.py and benchmarks/bench_train.py run these.
 
     params = training.init_classifier(params, hparams, num_labels, seed=0)
     state, lrs = optim.adamw_init(params), schedule(epochs * steps_per_epoch, warmup_ratio=0.1, lr=5e-5)
@@ -9,15 +9,20 @@ and benchmarks/bench_train.py run these.
         train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs[epoch * steps_per_epoch:],
                     rng=rng)
     logits = predict(texts, tokenizer, params, hparams)
+
+A token classifier (e.g. NER) starts from training.init_token_classifier; its rows are words with a label
+each, token_labels(tokenizer, words, word_labels) gives the tokens and token labels that train_epoch takes,
+and predict_tokens the logits of each row's tokens.
 """
 import numpy as np
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
-from bert import classifier_head
+from bert import classifier_head, token_classifier_head
 from optim import adamw_step, clip_grad_norm, leaves, linear_schedule, run_split, threads, warmup_steps
 from pipelines import embed
-from training import check, checked_loss_and_grads
+from runner import per_token, run_model
+from training import IGNORE, TOKENS, check, checked_loss_and_grads
 
 # batches per length bucket: transformers' LengthGroupedSampler groups 50, which on a 1,600-row training set sorts
 # the whole epoch by length; groups of 8 keep more mixing of lengths across batches (closer to Trainer's default
@@ -51,26 +56,32 @@ def schedule(total_steps, warmup_ratio, lr):
 def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng=None):
     """training.loss_and_grads with the batch's rows split into one shard per thread (optim.threads()), the
     shards run at once while BLAS runs single-threaded: the element-wise work, which NumPy does on one thread,
-    is spread too. The loss and gradients are the whole batch's (each shard weighs its share of the rows), up
-    to float rounding; dropout draws from rng.spawn(shards)."""
+    is spread too. The loss and gradients are the whole batch's (each shard weighs its share of the rows, or of
+    a token classifier's labelled tokens), up to float rounding; dropout draws from rng.spawn(shards)."""
     hp, kind, input_ids, segment_ids, attention_mask, labels, rng = check(
         params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
     shards = [rows for rows in np.array_split(np.arange(len(input_ids)), threads()) if len(rows)]
+    if kind == TOKENS:  # a shard weighs its share of the labelled tokens; one without any adds nothing
+        counts = [np.count_nonzero(labels[rows] != IGNORE) for rows in shards]
+        shards, weights = [r for r, n in zip(shards, counts) if n], [n / sum(counts) for n in counts if n]
+    else:
+        weights = [len(rows) / len(input_ids) for rows in shards]
     rngs = rng.spawn(len(shards)) if rng is not None else [None] * len(shards)
 
     def run(part):
         results = []
-        for rows, shard_rng in part:
+        for rows, weight, shard_rng in part:
             length = np.flatnonzero(attention_mask[rows].any(axis=0))[-1] + 1  # the shard's own padding only
             inputs = [a[rows, :length] for a in (input_ids, segment_ids, attention_mask)]
-            results.append(checked_loss_and_grads(params, hp, kind, *inputs, labels[rows], shard_rng,
-                                                  weight=len(rows) / len(input_ids)))
+            shard_labels = labels[rows, :length] if kind == TOKENS else labels[rows]
+            results.append(checked_loss_and_grads(params, hp, kind, *inputs, shard_labels, shard_rng, weight))
         return results
 
-    if len(shards) == 1:
-        return run([(shards[0], rngs[0])])[0]
+    work = list(zip(shards, weights, rngs))
+    if len(work) == 1:
+        return run(work)[0]
     with BLAS.limit(limits=1, user_api="blas"):
-        results = [r for part in run_split(run, list(zip(shards, rngs))) for r in part]
+        results = [r for part in run_split(run, work) for r in part]
     loss, grads = results[0]
     for (shard_loss, shard_grads), rows in zip(results[1:], shards[1:]):
         loss += shard_loss
@@ -83,11 +94,40 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     return loss, grads
 
 
+def token_labels(tokenizer, words, word_labels):
+    """A sentence given as words (e.g. a CoNLL sentence) with one class id per word -> (tokens, labels): its
+    WordPiece tokens, each word tokenized on its own, and one label per token: the word's on its first token,
+    IGNORE on the others, as transformers' token-classification examples align them (word_ids(),
+    label_all_tokens=False). A word without tokens (only spaces or control characters) loses its label."""
+    if len(words) != len(word_labels):
+        raise ValueError(f"{len(words)} words but {len(word_labels)} labels: give one label per word")
+    tokens, labels = [], []
+    for word, label in zip(words, word_labels):
+        pieces = tokenizer.tokenize(word)
+        tokens += pieces
+        labels += [int(label)] + [IGNORE] * (len(pieces) - 1) if pieces else []
+    return tokens, labels
+
+
+def batch_labels(labels, rows, width):
+    """The labels of a batch of the rows: labels[rows] when labels is an array (one entry per row); when it is
+    a list of each row's token labels (token_labels), an int64 array [B, width] of them after [CLS], cut as
+    tokenizer.batch_encode_tokens cuts the tokens, IGNORE on [CLS], [SEP] and padding."""
+    if isinstance(labels, np.ndarray):
+        return labels[rows]
+    batch = np.full((len(rows), width), IGNORE, dtype=np.int64)
+    for r, i in enumerate(rows):
+        kept = labels[i][:width - 2]
+        batch[r, 1:1 + len(kept)] = kept
+    return batch
+
+
 def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs, max_length=128,
                 weight_decay=0.01, max_norm=1.0, rng=None, desc="train", progress=True):
     """One AdamW step per batch of rows (clip_grad_norm to max_norm first, unless max_norm is None), params
     updated in place, the gradients from parallel_loss_and_grads. tokens: each row's WordPiece tokens
-    (tokenizer.tokenize); labels: the rows' labels as loss_and_grads takes them; lrs: the learning rate of
+    (tokenizer.tokenize); labels: the rows' labels as loss_and_grads takes them, or for a token classifier a list
+    of each row's token labels (token_labels); lrs: the learning rate of
     each step; rng: dropout (None: no dropout). A tqdm bar shows the mean loss so far. Returns the mean loss
     over the epoch."""
     total = 0.0
@@ -95,7 +135,8 @@ def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs,
         for step, (rows, lr) in enumerate(zip(batches, lrs), 1):
             batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
             loss, grads = parallel_loss_and_grads(params, hparams, batch["input_ids"], batch["segment_ids"],
-                                                  batch["attention_mask"], labels[rows], rng)
+                                                  batch["attention_mask"],
+                                                  batch_labels(labels, rows, batch["input_ids"].shape[1]), rng)
             if max_norm is not None:
                 clip_grad_norm(grads, max_norm)
             adamw_step(params, grads, state, lr, weight_decay)
@@ -110,3 +151,12 @@ def predict(texts, tokenizer, params, hparams, batch_size=32, max_length=128):
     pooled = embed(texts, tokenizer, params, hparams, batch_size=batch_size, pooling="pooler", normalize=False,
                    max_length=max_length, progress=False)
     return classifier_head(pooled, params)
+
+
+def predict_tokens(tokens, tokenizer, params, hparams, batch_size=32, max_length=128):
+    """A token classifier's logits for each row of tokens (token_labels' tokens): one float32 array
+    [n, num_labels] per row, for its first n = min(len(row), max_length - 2) tokens (no [CLS], no [SEP])."""
+    return run_model(tokenizer, params, hparams,
+                     lambda seq, pooled, batch: [row[1:-1] for row in per_token(token_classifier_head(seq, params),
+                                                                                  batch)],
+                     tokens, None, max_length, batch_size)

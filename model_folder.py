@@ -207,30 +207,32 @@ def _shapes(params, h):
 
 def save_pretrained(folder, tokenizer, params, hparams):
     """Write a sequence classifier (params with "pooler" and "classifier", as training.init_classifier makes
-    them) as a model folder that transformers' BertForSequenceClassification.from_pretrained and
-    load_model_folder both load: model.safetensors (HF names, no MLM/NSP/other heads), config.json (hparams
-    with architectures BertForSequenceClassification, num_labels, and id2label / label2id from
-    hparams["id2label"] or LABEL_0, LABEL_1, ...), vocab.txt and tokenizer_config.json. The folder is written
+    them) or a token classifier (params with "classifier" and no "pooler", as training.init_token_classifier
+    makes them) as a model folder that transformers' BertForSequenceClassification (BertForTokenClassification)
+    .from_pretrained and load_model_folder both load: model.safetensors (HF names, no MLM/NSP/other heads),
+    config.json (hparams with that architecture, num_labels, and id2label / label2id from hparams["id2label"]
+    or LABEL_0, LABEL_1, ...), vocab.txt and tokenizer_config.json. The folder is written
     under a temporary name beside it and renamed when complete, so an interrupted save leaves nothing; an
     existing folder must be empty (it is never overwritten)."""
     model_config(params, hparams)
     if hparams.get("model_type", "bert") != "bert":
         raise ValueError(f"save_pretrained writes BERT checkpoints, not {hparams['model_type']} ones")
     folder = os.path.abspath(os.fspath(folder))
-    missing = [head for head in ("pooler", "classifier") if head not in params]
-    if missing:
-        raise ValueError(f"params has no {' and no '.join(missing)}: save_pretrained writes a sequence classifier "
-                         "(start from training.init_classifier)")
+    if "classifier" not in params:
+        raise ValueError("params has no classifier: save_pretrained writes a sequence or token classifier (start "
+                         "from training.init_classifier or training.init_token_classifier)")
     if os.path.exists(folder) and not (os.path.isdir(folder) and not os.listdir(folder)):
         raise FileExistsError(f"{folder} already exists and is not an empty folder: choose a new folder name")
-    config = classifier_config(hparams, params["classifier"]["w"].shape[1])
+    trained = [key for key in ("embeddings", "blocks", "pooler", "classifier") if key in params]
+    architecture = "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification"
+    config = classifier_config(hparams, params["classifier"]["w"].shape[1], architecture)
     parent, name = os.path.split(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
     try:
         ordinary_mode(tmp)
-        trained = {key: params[key] for key in ("embeddings", "blocks", "pooler", "classifier")}
-        write_safetensors(os.path.join(tmp, "model.safetensors"), to_state_dict(trained), {"format": "pt"})
+        write_safetensors(os.path.join(tmp, "model.safetensors"), to_state_dict({key: params[key] for key in trained}),
+                          {"format": "pt"})
         write_json(os.path.join(tmp, "config.json"), config)
         write_json(os.path.join(tmp, "tokenizer_config.json"),
                    {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
@@ -249,13 +251,14 @@ def save_pretrained(folder, tokenizer, params, hparams):
         raise
 
 
-def classifier_config(hparams, num_labels):
-    """config.json of a BertForSequenceClassification with num_labels labels."""
+def classifier_config(hparams, num_labels, architecture):
+    """config.json of a classifier (architecture: BertForSequenceClassification, BertForTokenClassification)
+    with num_labels labels."""
     id2label = hparams.get("id2label")
     if not isinstance(id2label, dict) or sorted(int(i) for i in id2label) != list(range(num_labels)):
         id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
     id2label = {str(i): str(id2label.get(i, id2label.get(str(i)))) for i in range(num_labels)}
-    return {"model_type": "bert", **hparams, "architectures": ["BertForSequenceClassification"],
+    return {"model_type": "bert", **hparams, "architectures": [architecture],
             "num_labels": num_labels, "id2label": id2label, "label2id": {v: int(k) for k, v in id2label.items()}}
 
 

@@ -1,16 +1,19 @@
-"""Training a sequence classifier (BertForSequenceClassification): a params tree ready to train
-(init_classifier), the model's training forward that keeps its intermediates, its backward, and
+"""Training a classifier, of sequences (BertForSequenceClassification) or of tokens
+(BertForTokenClassification, e.g. NER): a params tree ready to train (init_classifier,
+init_token_classifier), the model's training forward that keeps its intermediates, its backward, and
 loss_and_grads.
 
     params = init_classifier(params, hparams, num_labels=2, seed=0)
     loss, grads = loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
 
-The forward is bert.bert followed by bert.classifier_head, the same float32 arithmetic, with HF's dropout
-when an rng is given (hidden_dropout_prob after the embeddings and after each sub-layer's output dense layer,
-attention_probs_dropout_prob on the attention weights, classifier_dropout — or hidden_dropout_prob when it is
-unset — on the pooled output). Only the [CLS] vector of the last layer reaches the loss, so the last layer
-computes its queries, feed-forward and layer norms for [CLS] alone (its keys and values for every token):
-the other positions' outputs would get zero gradient. The loss is the one HF picks (LOSSES in layers.py).
+The forward is bert.bert followed by bert.classifier_head (or bert.token_classifier_head), the same float32
+arithmetic, with HF's dropout when an rng is given (hidden_dropout_prob after the embeddings and after each
+sub-layer's output dense layer, attention_probs_dropout_prob on the attention weights, classifier_dropout — or
+hidden_dropout_prob when it is unset — before the classifier). A sequence classifier's loss sees only the
+[CLS] vector of the last layer, so that layer computes its queries, feed-forward and layer norms for [CLS]
+alone (its keys and values for every token): the other positions' outputs would get zero gradient. The loss is
+the one HF picks (LOSSES in layers.py); a token classifier's is the cross-entropy over the tokens whose label
+is not IGNORE, and its classifier runs on those tokens alone.
 """
 import numpy as np
 
@@ -22,6 +25,8 @@ from layers import (ACTIVATIONS, LOSSES, activation_backward, attention_backward
 ROWS_PER_BLOCK = 32  # as bert.feed_forward: a block of 32 rows x intermediate_size stays in L2 cache
 TRAINED = ("embeddings", "blocks", "pooler", "classifier")  # what a classifier trains; other heads are left out
 DROPOUT_DEFAULTS = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}  # HF's BertConfig
+TOKENS = "token_classification"  # the loss's name for a token classifier (params without a pooler)
+IGNORE = -100  # a token label the loss skips, as torch's CrossEntropyLoss(ignore_index=-100) in HF's models
 
 
 def init_classifier(params, hparams, num_labels, seed=0):
@@ -29,6 +34,17 @@ def init_classifier(params, hparams, num_labels, seed=0):
     params["classifier"]: w ~ normal(0, initializer_range) (H, num_labels), b = 0, as HF initializes it.
     A checkpoint without a pooler gets a new one, initialized the same way (BertForSequenceClassification
     always has one). The MLM, NSP and other heads are left out."""
+    return new_classifier(params, hparams, num_labels, seed, TRAINED)
+
+
+def init_token_classifier(params, hparams, num_labels, seed=0):
+    """As init_classifier, for BertForTokenClassification: the encoder copied and a new params["classifier"]
+    for every token's vector; no pooler (BertForTokenClassification has none, and loss_and_grads takes a
+    params tree without one for a token classifier)."""
+    return new_classifier(params, hparams, num_labels, seed, ("embeddings", "blocks", "classifier"))
+
+
+def new_classifier(params, hparams, num_labels, seed, parts):
     hparams = model_config(params, hparams)
     if hparams.get("model_type", "bert") != "bert":
         raise ValueError(f"fine-tuning trains BERT checkpoints, not {hparams['model_type']} ones")
@@ -48,8 +64,8 @@ def init_classifier(params, hparams, num_labels, seed=0):
             return [copy(value) for value in tree]
         return np.array(tree, dtype=np.float32, order="C")
 
-    new = copy({key: params[key] for key in TRAINED[:3] if key in params})
-    if "pooler" not in new:
+    new = copy({key: params[key] for key in parts[:-1] if key in params})
+    if "pooler" in parts and "pooler" not in new:
         new["pooler"] = new_dense(H)
     new["classifier"] = new_dense(num_labels)
     return new
@@ -85,8 +101,10 @@ def check_labels(labels, kind, batch, num_labels, dtype):
         raise ValueError(f"labels must be numbers, got dtype {labels.dtype}")
     if kind == "single_label_classification":
         if labels.dtype.kind not in "iu" or labels.shape != (batch,):
+            hint = ("; token labels [B, L] need a token classifier: training.init_token_classifier"
+                    if labels.ndim == 2 and labels.dtype.kind in "iu" else "")
             raise ValueError(f"labels must be {batch} integer class ids (shape ({batch},)) for single-label "
-                             f"classification, got dtype {labels.dtype} and shape {labels.shape}")
+                             f"classification, got dtype {labels.dtype} and shape {labels.shape}{hint}")
         if labels.min() < 0 or labels.max() >= num_labels:
             raise ValueError(f"labels must lie in [0, {num_labels}) (num_labels), found values from "
                              f"{labels.min()} to {labels.max()}")
@@ -98,6 +116,22 @@ def check_labels(labels, kind, batch, num_labels, dtype):
     labels = labels.astype(dtype)
     if not np.isfinite(labels).all():
         raise ValueError("labels must be finite numbers")
+    return labels
+
+
+def check_token_labels(labels, shape, num_labels):
+    """A token classifier's labels [B, L] (input_ids' shape), each a class id or IGNORE, at least one not."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.shape != shape:
+        raise ValueError(f"a token classifier's labels must be integer class ids of input_ids' shape {shape} "
+                         f"(IGNORE, -100, for tokens without a label), got dtype {labels.dtype} and shape "
+                         f"{labels.shape}")
+    bad = labels[(labels != IGNORE) & ((labels < 0) | (labels >= num_labels))]
+    if bad.size:
+        raise ValueError(f"token labels must lie in [0, {num_labels}) (num_labels) or be IGNORE (-100), found "
+                         f"{bad[0]}")
+    if (labels == IGNORE).all():
+        raise ValueError("no token has a label (all are IGNORE, -100): the loss would be undefined")
     return labels
 
 
@@ -150,8 +184,9 @@ def encoder_layer_backward(dy, cache, block, hp):  # dy [B, Lq, H] -> dx [B, L, 
                 "ffn": {"fc": g_fc, "proj": g_proj}, "ln_2": g_ln_2}
 
 
-def forward(params, hp, input_ids, segment_ids, attention_mask, rng):
-    """Logits [B, num_labels] and what backward needs."""
+def encoder_forward(params, hp, input_ids, segment_ids, attention_mask, rng, last_queries=None):
+    """The last layer's output [B, Lq, H] for its first last_queries positions (all by default), and what
+    encoder_backward needs."""
     B, L = input_ids.shape
     dtype = params["classifier"]["w"].dtype
     mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], as in bert.bert
@@ -163,42 +198,66 @@ def forward(params, hp, input_ids, segment_ids, attention_mask, rng):
     layers = []
     for i, block in enumerate(params["blocks"]):
         last = i == len(params["blocks"]) - 1
-        x, cache = encoder_layer_forward(x, mask_bias, block, hp, rng, n_queries=1 if last else None)
+        x, cache = encoder_layer_forward(x, mask_bias, block, hp, rng, n_queries=last_queries if last else None)
         layers.append(cache)
+    return x, (input_ids, segment_ids, ln, drop, layers)
+
+
+def encoder_backward(dx, cache, params, hp):  # dx [B, Lq, H] -> the gradients of embeddings and blocks
+    input_ids, segment_ids, ln, drop, layers = cache
+    block_grads = []
+    for block, layer in zip(params["blocks"][::-1], layers[::-1]):
+        dx, g = encoder_layer_backward(dx, layer, block, hp)
+        block_grads.append(g)
+    de, g_ln = layer_norm_backward(dropout_backward(dx.reshape(-1, dx.shape[-1]), drop), ln,
+                                   params["embeddings"]["ln"])
+    return {"embeddings": {**embeddings_backward(de, input_ids, segment_ids, params["embeddings"],
+                                                 hp["pad_token_id"]), "ln": g_ln},
+            "blocks": block_grads[::-1]}
+
+
+def sequence_head_forward(x, params, hp, rng):  # x [B, 1, H]: [CLS] -> logits [B, num_labels]
     cls = x[:, 0]
     pooled, pooler = tanh_forward(dense_forward(cls, params["pooler"]))
     pooled_dropped, drop_pooled = dropout_forward(pooled, hp["classifier_dropout"], rng)
-    logits = dense_forward(pooled_dropped, params["classifier"])
-    return logits, (input_ids, segment_ids, ln, drop, layers, cls, pooler, pooled_dropped, drop_pooled)
+    return dense_forward(pooled_dropped, params["classifier"]), (cls, pooler, pooled_dropped, drop_pooled)
 
 
-def backward(dlogits, cache, params, hp):
-    """Gradients of every array of params (the layout of params) from the gradient of the logits."""
-    input_ids, segment_ids, ln, drop, layers, cls, pooler, pooled_dropped, drop_pooled = cache
+def sequence_head_backward(dlogits, cache, params):  # -> dx [B, 1, H], the pooler's and classifier's gradients
+    cls, pooler, pooled_dropped, drop_pooled = cache
     grads = {}
     dpooled, grads["classifier"] = dense_backward(dlogits, pooled_dropped, params["classifier"])
     dpooled = tanh_backward(dropout_backward(dpooled, drop_pooled), pooler)
     dcls, grads["pooler"] = dense_backward(dpooled, cls, params["pooler"])
-    dx = dcls[:, None, :]
-    block_grads = []
-    for block, cache in zip(params["blocks"][::-1], layers[::-1]):
-        dx, g = encoder_layer_backward(dx, cache, block, hp)
-        block_grads.append(g)
-    grads["blocks"] = block_grads[::-1]
-    de, g_ln = layer_norm_backward(dropout_backward(dx.reshape(-1, dx.shape[-1]), drop), ln,
-                                   params["embeddings"]["ln"])
-    grads["embeddings"] = {**embeddings_backward(de, input_ids, segment_ids, params["embeddings"],
-                                                 hp["pad_token_id"]), "ln": g_ln}
-    return {key: grads[key] for key in TRAINED}
+    return dcls[:, None, :], grads
+
+
+def token_head_forward(x, labelled, params, hp, rng):  # x [B, L, H] -> logits [N, num_labels] of N labelled tokens
+    """The classifier on the tokens at the flat positions labelled (indices into B * L) alone: the others'
+    logits would get zero gradient."""
+    h = x.reshape(-1, x.shape[-1])[labelled]
+    h_dropped, drop = dropout_forward(h, hp["classifier_dropout"], rng)
+    return dense_forward(h_dropped, params["classifier"]), (x.shape, labelled, h_dropped, drop)
+
+
+def token_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where unlabelled), the classifier's
+    shape, labelled, h_dropped, drop = cache
+    dh, g = dense_backward(dlogits, h_dropped, params["classifier"])
+    dx = np.zeros((shape[0] * shape[1], shape[2]), dh.dtype)
+    dx[labelled] = dropout_backward(dh, drop)
+    return dx.reshape(shape), {"classifier": g}
 
 
 def loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng=None):
-    """The loss HF's BertForSequenceClassification computes (a float) and its gradient for every array of
-    params (the same nested layout). input_ids, segment_ids, attention_mask: ints [B, L] as bert.bert takes
-    them (segment_ids / attention_mask None: all 0 / all 1). labels: class ids [B] (cross-entropy), floats
-    [B] or [B, 1] for one label (mean squared error), floats [B, num_labels] in [0, 1] for multi-label
-    classification (binary cross-entropy); hparams["problem_type"], when set, chooses as in HF.
-    rng: a numpy Generator for dropout (training mode); None: no dropout (deterministic)."""
+    """The loss HF's BertForSequenceClassification or BertForTokenClassification computes (a float) and its
+    gradient for every array of params (the same nested layout). input_ids, segment_ids, attention_mask: ints
+    [B, L] as bert.bert takes them (segment_ids / attention_mask None: all 0 / all 1). labels, for a sequence
+    classifier (params with a pooler): class ids [B] (cross-entropy), floats [B] or [B, 1] for one label (mean
+    squared error), floats [B, num_labels] in [0, 1] for multi-label classification (binary cross-entropy);
+    hparams["problem_type"], when set, chooses as in HF. For a token classifier (params without a pooler, as
+    init_token_classifier makes them): class ids [B, L], IGNORE (-100) where a token has no label ([CLS],
+    [SEP], padding, a word's pieces after its first); the loss is the mean cross-entropy over the labelled
+    tokens. rng: a numpy Generator for dropout (training mode); None: no dropout (deterministic)."""
     return checked_loss_and_grads(params, *check(params, hparams, input_ids, segment_ids, attention_mask, labels,
                                                  rng))
 
@@ -207,13 +266,16 @@ def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
     """loss_and_grads' arguments checked and completed: (hp, kind, input_ids, segment_ids, attention_mask,
     labels, rng), hp being hparams with every setting the training pass reads, kind the loss's name."""
     hp = {**model_config(params, hparams), **settings(hparams)}
-    if "classifier" not in params or "pooler" not in params:
-        raise ValueError("params has no classifier or no pooler: start from init_classifier(params, hparams, "
-                         "num_labels)")
+    if "classifier" not in params:
+        raise ValueError("params has no classifier: start from init_classifier(params, hparams, num_labels) or "
+                         "init_token_classifier(params, hparams, num_labels)")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator (or None for no dropout), got {type(rng).__name__}")
     input_ids, segment_ids, attention_mask, _ = check_inputs(input_ids, segment_ids, attention_mask, hp)
     num_labels = params["classifier"]["w"].shape[1]
+    if "pooler" not in params:
+        return hp, TOKENS, input_ids, segment_ids, attention_mask, check_token_labels(
+            labels, input_ids.shape, num_labels), rng
     kind = problem_type(hp, num_labels, np.asarray(labels))
     labels = check_labels(labels, kind, len(input_ids), num_labels, params["classifier"]["w"].dtype)
     return hp, kind, input_ids, segment_ids, attention_mask, labels, rng
@@ -221,11 +283,20 @@ def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
 
 def checked_loss_and_grads(params, hp, kind, input_ids, segment_ids, attention_mask, labels, rng, weight=1.0):
     """loss_and_grads on what check returns, the loss and the gradients multiplied by weight (a shard of a
-    batch weighs its share of the rows)."""
-    logits, cache = forward(params, hp, input_ids, segment_ids, attention_mask, rng)
+    batch weighs its share of the rows, or of the labelled tokens)."""
+    tokens = kind == TOKENS
+    x, cache = encoder_forward(params, hp, input_ids, segment_ids, attention_mask, rng, None if tokens else 1)
+    if tokens:
+        labelled = np.flatnonzero(labels.reshape(-1) != IGNORE)
+        logits, head = token_head_forward(x, labelled, params, hp, rng)
+        labels, kind = labels.reshape(-1)[labelled], "single_label_classification"
+    else:
+        logits, head = sequence_head_forward(x, params, hp, rng)
     loss_forward, loss_backward = LOSSES[kind]
     loss, loss_cache = loss_forward(logits, labels)
     dlogits = loss_backward(loss_cache)
     if weight != 1:
         dlogits *= dlogits.dtype.type(weight)
-    return loss * weight, backward(dlogits, cache, params, hp)
+    dx, grads = (token_head_backward if tokens else sequence_head_backward)(dlogits, head, params)
+    grads.update(encoder_backward(dx, cache, params, hp))
+    return loss * weight, {key: grads[key] for key in TRAINED if key in grads}

@@ -3,12 +3,16 @@ numpy-bert against torch on whole tensors (what the stored file can only sample)
 
 Needs torch==2.13.0 and transformers (never needed to run the tests). Writes tests/golden/train.npz:
   grad/<case>/...       torch's loss and every gradient of the random-weight classifiers of train_cases.py
+                        (sequence classifiers, and the token classifiers of TOKEN_CASES)
   minilm/...            the real all-MiniLM-L6-v2 with a seeded head: torch's loss and, per tensor, max |grad|,
                         its L2 norm, seeded sample entries and seeded random projections
+  minilm_tokens/...     the same model as a token classifier on words with seeded labels: the token labels
+                        as transformers' examples align them (word_ids), torch's loss and the gradients' summary
   steps/<case>/...      10 AdamW steps with the linear schedule and clipping: the loss at every step and the
                         final weights (whole for the random classifier, sampled for MiniLM)
   adamw/...             the weights after adamw_step's settings in train_cases.ADAMW, from seeded gradients
-It also saves classifiers with model_folder.save_pretrained and loads them with transformers (goal 4).
+It also saves classifiers (of sequences and of tokens) with model_folder.save_pretrained and loads them with
+transformers (goal 4).
 
 Run from the repository root:  python tests/make_golden_train.py
 """
@@ -17,26 +21,28 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, Trainer,
-                          get_linear_schedule_with_warmup)
+from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertForTokenClassification,
+                          Trainer, get_linear_schedule_with_warmup)
 
 from conftest import GOLDEN_DIR, minilm_dir  # first: puts the repository on sys.path
 import train_cases as tc  # noqa: E402 (after conftest)
-from bert import bert, classifier_head
+from bert import bert, classifier_head, token_classifier_head
 from convert import to_params, to_state_dict
 from model_folder import load_model_folder, save_pretrained
 from optim import adamw_init, adamw_step, leaves
-from training import init_classifier, loss_and_grads
+from finetune import batch_labels, token_labels
+from training import IGNORE, init_classifier, init_token_classifier, loss_and_grads
 
 torch.set_num_threads(2)
 OUT = {}
 
 
 def torch_model(hparams, params):
-    """BertForSequenceClassification holding exactly params, in eval mode (no dropout)."""
+    """BertForSequenceClassification (BertForTokenClassification when params has no pooler) holding exactly
+    params, in eval mode (no dropout)."""
     config = BertConfig(**{k: v for k, v in hparams.items() if k != "num_labels"},
                         num_labels=params["classifier"]["w"].shape[1])
-    model = BertForSequenceClassification(config).eval()
+    model = (BertForSequenceClassification if "pooler" in params else BertForTokenClassification)(config).eval()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in to_state_dict(params).items()}, strict=True)
     return model
 
@@ -83,7 +89,7 @@ def flat(arrays):
 
 def random_gradients():
     print("gradients, random-weight classifiers (dropout off):")
-    for name in tc.CASES:
+    for name in [*tc.CASES, *tc.TOKEN_CASES]:
         hparams, params = tc.classifier(name)
         inputs = tc.batch(name)
         loss, grads = torch_loss_and_grads(torch_model(hparams, params), inputs)
@@ -115,6 +121,37 @@ def minilm_gradients():
     our_loss, ours = loss_and_grads(params, hparams, *inputs)
     print(f"  loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
     compare("MiniLM", ours, grads)
+
+
+def minilm_token_gradients():
+    print("gradients, all-MiniLM-L6-v2 as a token classifier with a seeded head (dropout off):")
+    tokenizer, hparams, params = load_model_folder(minilm_dir())
+    params = init_token_classifier(params, hparams, tc.MINILM_TOKEN_LABELS, seed=tc.HEAD_SEED)
+    hf_tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    enc = hf_tokenizer(tc.MINILM_WORDS, is_split_into_words=True, padding=True, return_tensors="np")
+    word_labels = tc.minilm_word_labels()
+    labels = np.full(enc["input_ids"].shape, IGNORE, dtype=np.int64)
+    for row, words in enumerate(word_labels):  # transformers' examples: a word's label on its first token
+        previous = None
+        for position, word in enumerate(enc.word_ids(row)):
+            if word is not None and word != previous:
+                labels[row, position] = words[word]
+            previous = word
+    rows = [token_labels(tokenizer, w, lab) for w, lab in zip(tc.MINILM_WORDS, word_labels)]
+    encoded = tokenizer.batch_encode_tokens([tokens for tokens, _ in rows], max_length=128)
+    assert (encoded["input_ids"] == enc["input_ids"]).all()
+    assert (batch_labels([lab for _, lab in rows], range(len(rows)), labels.shape[1]) == labels).all()
+    OUT["minilm_tokens/labels"] = labels
+    model = torch_model(hparams, params)
+    inputs = encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], labels
+    loss, grads = torch_loss_and_grads(model, inputs)
+    OUT["minilm_tokens/loss"] = np.float64(loss)
+    summarize("minilm_tokens/grad", grads)
+    our_loss, ours = loss_and_grads(params, hparams, *inputs)
+    print(f"  {int((labels != IGNORE).sum())} labelled tokens of {int(encoded['attention_mask'].sum())}; loss "
+          f"{loss:.6f}, "
+          f"ours - torch {our_loss - loss:+.1e}")
+    compare("MiniLM tokens", ours, grads)
 
 
 def torch_train_steps(model, batches, settings):
@@ -199,19 +236,27 @@ def round_trip():
     tiny_tokenizer, tiny_hparams, tiny = load_model_folder(os.path.join(GOLDEN_DIR, "tiny-gelu"))
     cases.append(("tests/golden/tiny-gelu + 3-label head", tiny_tokenizer, tiny_hparams,
                   init_classifier(tiny, tiny_hparams, 3, seed=1)))
+    cases.append(("MiniLM + seeded token head", tokenizer, dict(hparams, id2label=dict(enumerate("OABCD"))),
+                  init_token_classifier(params, hparams, 5, seed=2)))
+    cases.append(("tests/golden/tiny-gelu + 4-label token head", tiny_tokenizer, tiny_hparams,
+                  init_token_classifier(tiny, tiny_hparams, 4, seed=3)))
     for label, tok, hp, p in cases:
         with tempfile.TemporaryDirectory() as tmp:
             folder = os.path.join(tmp, "saved")
             save_pretrained(folder, tok, p, hp)
-            model, info = BertForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+            tokens = "pooler" not in p
+            model_class = BertForTokenClassification if tokens else BertForSequenceClassification
+            model, info = model_class.from_pretrained(folder, output_loading_info=True)
             hf_tok = AutoTokenizer.from_pretrained(folder)
             enc = hf_tok(tc.MINILM_SENTENCES, padding=True, return_tensors="pt")
             with torch.no_grad():
                 hf_logits = model.eval()(**enc).logits.numpy()
             ours = tok.batch_encode(tc.MINILM_SENTENCES, max_length=128)
             assert (ours["input_ids"] == enc["input_ids"].numpy()).all()
-            _, pooled = bert(ours["input_ids"], ours["segment_ids"], p, hp, attention_mask=ours["attention_mask"])
-            diff = float(np.abs(classifier_head(pooled, p) - hf_logits).max())
+            seq, pooled = bert(ours["input_ids"], ours["segment_ids"], p, hp, attention_mask=ours["attention_mask"])
+            logits = token_classifier_head(seq, p) if tokens else classifier_head(pooled, p)
+            real = ours["attention_mask"].astype(bool)[..., None] if tokens else True
+            diff = float(np.abs(np.where(real, logits - hf_logits, 0)).max())
             keys = {k: v for k, v in info.items() if v}
             print(f"  {label}: loading info {keys or 'clean'}; id2label {model.config.id2label}; "
                   f"logits max |ours - transformers| {diff:.1e}")
@@ -221,6 +266,7 @@ def round_trip():
 def main():
     random_gradients()
     minilm_gradients()
+    minilm_token_gradients()
     steps()
     adamw_alone()
     round_trip()

@@ -1,5 +1,6 @@
-"""Training parity with torch (golden file from tests/make_golden_train.py): gradients equal torch autograd's,
-ten AdamW steps with the schedule and clipping equal torch's, and adamw_step alone equals torch.optim.AdamW."""
+"""Training parity with torch (golden file from tests/make_golden_train.py): gradients equal torch autograd's
+(sequence and token classifiers), ten AdamW steps with the schedule and clipping equal torch's, and adamw_step
+alone equals torch.optim.AdamW."""
 import os
 
 import numpy as np
@@ -9,7 +10,8 @@ import train_cases as tc
 from conftest import GOLDEN_DIR
 from model_folder import load_model_folder
 from optim import adamw_init, adamw_step, leaves
-from training import init_classifier, loss_and_grads
+from finetune import batch_labels, token_labels
+from training import init_classifier, init_token_classifier, loss_and_grads
 
 GRAD_TOLERANCE = 1e-4  # max |ours - torch| <= 1e-4 max |torch|, per tensor (goal 1)
 
@@ -56,7 +58,7 @@ def assert_matches_summary(golden, prefix, arrays, tolerance, projection_toleran
                                      projection_tolerance * golden[f"{prefix}/norm"][i] + 1e-30, err_msg=path)
 
 
-@pytest.mark.parametrize("name", sorted(tc.CASES))
+@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES))
 def test_gradients_equal_torch_autograd_on_random_classifiers(golden, name):
     hparams, params = tc.classifier(name)
     loss, grads = loss_and_grads(params, hparams, *tc.batch(name))
@@ -69,6 +71,21 @@ def test_gradients_equal_torch_autograd_on_minilm(golden, minilm_classifier):
     loss, grads = loss_and_grads(params, hparams, *tc.minilm_batch(tokenizer))
     assert loss == pytest.approx(golden["minilm/loss"], rel=1e-5)
     assert_matches_summary(golden, "minilm/grad", leaves(grads), GRAD_TOLERANCE, 1e-4)
+
+
+def test_token_classifier_gradients_equal_torch_autograd_on_minilm(golden, minilm):
+    """Words with labels, aligned as transformers' examples align them (checked against word_ids() in the
+    generator), then the loss and gradients of BertForTokenClassification."""
+    tokenizer, hparams, params = load_model_folder(minilm)
+    params = init_token_classifier(params, hparams, tc.MINILM_TOKEN_LABELS, seed=tc.HEAD_SEED)
+    rows = [token_labels(tokenizer, words, labels) for words, labels in zip(tc.MINILM_WORDS, tc.minilm_word_labels())]
+    encoded = tokenizer.batch_encode_tokens([tokens for tokens, _ in rows], max_length=128)
+    labels = batch_labels([labels for _, labels in rows], range(len(rows)), encoded["input_ids"].shape[1])
+    np.testing.assert_array_equal(labels, golden["minilm_tokens/labels"])
+    loss, grads = loss_and_grads(params, hparams, encoded["input_ids"], encoded["segment_ids"],
+                                 encoded["attention_mask"], labels)
+    assert loss == pytest.approx(golden["minilm_tokens/loss"], rel=1e-5)
+    assert_matches_summary(golden, "minilm_tokens/grad", leaves(grads), GRAD_TOLERANCE, 1e-4)
 
 
 def test_ten_adamw_steps_equal_torch(golden):

@@ -7,7 +7,7 @@ import numpy as np
 from convert import to_params
 from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, warmup_steps
 from synthetic import synthetic_state_dict
-from training import init_classifier, loss_and_grads
+from training import IGNORE, init_classifier, init_token_classifier, loss_and_grads
 
 BASE = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
             max_position_embeddings=24, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0,
@@ -19,6 +19,10 @@ CASES = {  # name: config changes; every batch is padded except relu's
     "relu": dict(hidden_act="relu", num_labels=2),
     "mse": dict(hidden_act="gelu", num_labels=1),
     "multi_label": dict(hidden_act="gelu", num_labels=4, problem_type="multi_label_classification"),
+}
+TOKEN_CASES = {  # token classifiers (BertForTokenClassification): labels per token, IGNORE (-100) on some
+    "tokens": dict(hidden_act="gelu", num_labels=5),
+    "tokens_gelu_new": dict(CASES["gelu_new"], num_labels=3),
 }
 BATCH, LENGTH = 5, 12
 
@@ -35,6 +39,13 @@ MINILM_SENTENCES = [
 ]
 MINILM_LABELS = np.array([1, 0, 1, 1, 0, 1, 0, 1])
 HEAD_SEED = 0
+# The same model as a token classifier of 5 labels, on sentences given as words with seeded labels; the
+# rare words split into several WordPiece tokens
+MINILM_WORDS = [sentence.split() for sentence in MINILM_SENTENCES[:5]] + [
+    "schwarzenegger and gyllenhaal meet in reykjavik".split(),
+    ["the", "u.s.", "premiere", ",", "in", "mid-october"],
+]
+MINILM_TOKEN_LABELS = 5
 
 # Ten AdamW steps with the linear schedule and clipping, dropout off
 TRAIN_STEPS = dict(steps=10, lr=1e-3, warmup_ratio=0.1, weight_decay=0.01, max_norm=1.0)
@@ -45,15 +56,17 @@ ADAMW = dict(steps=3, lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6)
 
 def config(name):
     """The case's config.json as a dict (num_labels and problem_type included)."""
-    return {**BASE, **CASES[name]}
+    return {**BASE, **{**CASES, **TOKEN_CASES}[name]}
 
 
 def classifier(name, dtype=np.float32):
-    """(hparams, params): synthetic encoder weights and a seeded classifier head, in dtype."""
+    """(hparams, params): synthetic encoder weights and a seeded classifier head (of tokens for TOKEN_CASES),
+    in dtype."""
     hparams = config(name)
     seed = zlib.crc32(name.encode())
-    params = init_classifier(to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"]),
-                             hparams, hparams["num_labels"], seed=seed)
+    init = init_token_classifier if name in TOKEN_CASES else init_classifier
+    params = init(to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"]),
+                  hparams, hparams["num_labels"], seed=seed)
     return hparams, cast(params, dtype)
 
 
@@ -80,7 +93,10 @@ def batch(name, step=0):
     segment_ids = ((positions >= splits[:, None]) * attention_mask * rng.integers(1, hparams["type_vocab_size"],
                                                                                  (BATCH, 1)))
     n = hparams["num_labels"]
-    if n == 1:
+    if name in TOKEN_CASES:  # IGNORE on [CLS], padding and a quarter of the other tokens
+        labels = rng.integers(0, n, (BATCH, LENGTH))
+        labels[(attention_mask == 0) | (positions == 0) | (rng.random((BATCH, LENGTH)) < 0.25)] = IGNORE
+    elif n == 1:
         labels = rng.standard_normal(BATCH).astype(np.float32)
     elif hparams.get("problem_type") == "multi_label_classification":
         labels = (rng.random((BATCH, n)) < 0.5).astype(np.float32)
@@ -92,6 +108,12 @@ def batch(name, step=0):
 def minilm_batch(tokenizer):
     encoded = tokenizer.batch_encode(MINILM_SENTENCES, max_length=128)
     return encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], MINILM_LABELS
+
+
+def minilm_word_labels():
+    """Seeded labels in [0, MINILM_TOKEN_LABELS) for each word of MINILM_WORDS."""
+    rng = np.random.default_rng(HEAD_SEED)
+    return [rng.integers(0, MINILM_TOKEN_LABELS, len(words)) for words in MINILM_WORDS]
 
 
 def probe_vectors(path, size, n=3):
