@@ -3,6 +3,7 @@
     dataset, left_out = load_rows("reviews.csv", {"--text_column": "text", "--label_column": "label"})
     for table in iter_tables("reviews.tsv", ["id", "text"], {"text": pyarrow.string()}):  # bounded chunks
         ...
+    sentences = read_conll("train.conll")  # [(words, tags)], for token classification
 
 A name is a local .csv, .tsv, .json, .jsonl or .parquet file, or a hub dataset (its "train" split, through
 datasets.load_dataset; a local dataset folder works too). Mistakes are caught before any reading starts and
@@ -228,3 +229,33 @@ def load_rows(name, columns, text_options=("--text_column",)):
     complete = dataset.select_columns(names).filter(
         lambda *values: all(v is not None for v in values), input_columns=names)
     return complete, len(dataset) - len(complete)
+
+
+CONLL_FORMATS = (".conll", ".txt")
+
+
+def read_conll(path):
+    """The sentences of a CoNLL file (as CoNLL-2003's train.txt): a word per line, its fields separated by
+    spaces or tabs, the word first and its tag last (other fields, e.g. part of speech, are left out); a blank
+    line between sentences; -DOCSTART- lines skipped. Returns [(words, tags)]; ValueError for a line without a
+    tag, a file that is not UTF-8 or that has no sentence."""
+    _check_utf8(path)
+    sentences, words, tags = [], [], []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if fields and fields[0] != "-DOCSTART-":
+                if len(fields) < 2:
+                    raise ValueError(f"{path}, line {number}: {line.strip()!r} has no tag; a CoNLL line is a word "
+                                     "and its tag (the last field), separated by a space or a tab")
+                words.append(fields[0])
+                tags.append(fields[-1])
+            elif words:
+                sentences.append((words, tags))
+                words, tags = [], []
+    if words:
+        sentences.append((words, tags))
+    if not sentences:
+        raise ValueError(f"{path} has no sentence: it needs a word and its tag per line, a blank line between "
+                         "sentences")
+    return sentences

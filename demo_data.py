@@ -14,32 +14,35 @@ from model_folder import is_complete
 MAX_SEED = 2**32 - 1  # sklearn's limit for random_state
 
 
-def add_data_arguments(parser):
-    """The data and model options both demos take."""
-    parser.add_argument("--dataset_name", default="imdb",
-                        help="hub dataset or local .csv/.tsv/.json/.jsonl/.parquet file (default: %(default)s)")
-    parser.add_argument("--text_column", default="text", help="column with the texts (default: %(default)s)")
-    parser.add_argument("--label_column", default="label", help="column with the labels (default: %(default)s)")
-    parser.add_argument("--N", type=int, default=1000, help="rows to use, after shuffling (default: %(default)s)")
+def add_data_arguments(parser, dataset_name="imdb", kinds="a local .csv/.tsv/.json/.jsonl/.parquet file",
+                       columns=(("text_column", "text", "texts"), ("label_column", "label", "labels")),
+                       model_name="bert-base-uncased", rows="rows"):
+    """The data and model options the demos take: the dataset, its columns ((option, default, what it
+    holds)), N of its rows, the test share, the model and the seed."""
+    parser.add_argument("--dataset_name", default=dataset_name,
+                        help=f"hub dataset or {kinds} (default: %(default)s)")
+    for option, default, holds in columns:
+        parser.add_argument(f"--{option}", default=default, help=f"column with the {holds} (default: %(default)s)")
+    parser.add_argument("--N", type=int, default=1000, help=f"{rows} to use, after shuffling (default: %(default)s)")
     parser.add_argument("--test_ratio", type=float, default=0.2,
-                        help="share of the rows kept for testing, in (0, 1) (default: %(default)s)")
-    parser.add_argument("--model_name", default="bert-base-uncased",
+                        help=f"share of the {rows} kept for testing, in (0, 1) (default: %(default)s)")
+    parser.add_argument("--model_name", default=model_name,
                         help="short name, hub id (owner/name) or local folder (default: %(default)s)")
     parser.add_argument("--models_dir", default="models", help="download cache (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for shuffling and splitting (default: 0)")
 
 
-def check_data_arguments(args):
+def check_data_arguments(args, columns=("text_column", "label_column"), min_rows=1):
     """Exits with one line unless the data options make sense."""
     if not 0 < args.test_ratio < 1:
         sys.exit(f"error: test_ratio must be strictly between 0 and 1, got {args.test_ratio}")
-    if args.N < 1:
-        sys.exit(f"error: N must be at least 1, got {args.N}")
+    if args.N < min_rows:
+        sys.exit(f"error: N must be at least {min_rows}, got {args.N}")
     if not 0 <= args.seed <= MAX_SEED:
         sys.exit(f"error: seed must be between 0 and {MAX_SEED}, got {args.seed}")
-    if args.text_column == args.label_column:
-        sys.exit(f"error: text_column and label_column are both {args.text_column!r}: the texts and the labels "
-                 "must be two different columns")
+    first, second = (getattr(args, column) for column in columns)
+    if first == second:
+        sys.exit(f"error: {columns[0]} and {columns[1]} are both {first!r}: they must be two different columns")
 
 
 def bare_pairs_to_flags(argv, parser):

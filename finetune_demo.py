@@ -10,9 +10,7 @@ are classify_demo's: the same options and seed test on the same rows, so the two
 --save_dir writes a folder that transformers' BertForSequenceClassification and numpy-bert both load; an
 interrupted run (Ctrl-C) leaves no folder behind.
 """
-import os
 import sys
-import time
 
 import datasets
 import numpy as np
@@ -21,9 +19,8 @@ from sklearn.metrics import classification_report
 import cli
 from demo_data import (add_data_arguments, bare_pairs_to_flags, check_data_arguments, class_names, load_rows,
                        split_indices)
-from finetune import BUCKET, predict, schedule, train_epoch, training_batches
-from model_folder import save_pretrained
-from optim import adamw_init
+from demo_training import add_training_arguments, check_training_arguments, run, save, train_and_evaluate
+from finetune import predict
 from runner import token_limit
 from training import init_classifier
 from utils import load_tokenizer_hparams_and_params
@@ -32,34 +29,10 @@ from utils import load_tokenizer_hparams_and_params
 def parse_args(argv):
     parser = cli.ArgumentParser(description=__doc__)
     add_data_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=3, help="passes over the training rows (default: 3)")
-    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=32, help="rows per optimizer step (default: 32)")
-    parser.add_argument("--max_length", type=int, default=128,
-                        help="tokens per text at most, [CLS] and [SEP] included (default: 128)")
-    parser.add_argument("--warmup_ratio", type=float, default=0.1,
-                        help="share of the steps with a rising learning rate, in [0, 1] (default: 0.1)")
-    parser.add_argument("--weight_decay", type=float, default=0.01,
-                        help="AdamW's decoupled weight decay, not on biases and LayerNorm (default: 0.01)")
-    parser.add_argument("--batches_per_group", type=int, default=BUCKET,
-                        help="length grouping: the shuffled training rows are cut into groups of this many "
-                             "batches and sorted by length within a group, for less padding; 1 gives random "
-                             "batches, as transformers' Trainer draws them (default: %(default)s)")
-    parser.add_argument("--save_dir", help="write the fine-tuned model here (a new or empty folder)")
+    add_training_arguments(parser)
     args = parser.parse_args(bare_pairs_to_flags(argv, parser))
     check_data_arguments(args)
-    for name, low in (("epochs", 1), ("batch_size", 1), ("max_length", 3), ("batches_per_group", 1)):
-        if getattr(args, name) < low:
-            sys.exit(f"error: {name} must be at least {low}, got {getattr(args, name)}")
-    if not (np.isfinite(args.lr) and args.lr > 0):
-        sys.exit(f"error: lr must be a positive number, got {args.lr}")
-    if not 0 <= args.warmup_ratio <= 1:
-        sys.exit(f"error: warmup_ratio must be between 0 and 1, got {args.warmup_ratio}")
-    if not (np.isfinite(args.weight_decay) and args.weight_decay >= 0):
-        sys.exit(f"error: weight_decay must be 0 or more, got {args.weight_decay}")
-    if args.save_dir and os.path.exists(args.save_dir) and not (os.path.isdir(args.save_dir)
-                                                                and not os.listdir(args.save_dir)):
-        sys.exit(f"error: save_dir {args.save_dir} already exists and is not an empty folder: choose a new name")
+    check_training_arguments(args)
     return args
 
 
@@ -73,14 +46,6 @@ def load_data(args):
     classes = np.unique(raw_labels)
     return (list(dataset[args.text_column]), np.searchsorted(classes, raw_labels),
             class_names(dataset, args.label_column, classes), train, test)
-
-
-def epoch_batches(tokens, train, args):
-    """Each epoch's batches of training rows, length-grouped and shuffled with the seed."""
-    rng = np.random.default_rng([args.seed, 1])
-    lengths = np.array([len(t) for t in tokens])[train]
-    return [[train[rows] for rows in training_batches(lengths, args.batch_size, rng, args.batches_per_group)]
-            for _ in range(args.epochs)]
 
 
 def fine_tune(args, progress=True):
@@ -97,39 +62,23 @@ def fine_tune(args, progress=True):
         print("note: this checkpoint has no pooler: a new one is trained from scratch, as transformers does",
               file=sys.stderr)
     hparams = dict(hparams, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
-    max_length = token_limit(hparams, args.max_length)
-    tokens = [tokenizer.tokenize(text) for text in texts]
-    batches = epoch_batches(tokens, train, args)
-    lrs = schedule(sum(map(len, batches)), args.warmup_ratio, args.lr)
-    dropout_rng = np.random.default_rng([args.seed, 2])
-    state, results, step = adamw_init(params), {"epoch_seconds": [], "test_accuracy": []}, 0
-    for epoch, epoch_rows in enumerate(batches, 1):
-        start = time.perf_counter()
-        loss = train_epoch(params, hparams, tokenizer, tokens, labels, epoch_rows, state,
-                           lrs[step:step + len(epoch_rows)], max_length, args.weight_decay, rng=dropout_rng,
-                           desc=f"epoch {epoch}/{args.epochs}", progress=progress)
-        step += len(epoch_rows)
-        results["epoch_seconds"].append(time.perf_counter() - start)
-        predicted = predict([texts[i] for i in test], tokenizer, params, hparams, args.batch_size,
-                            max_length).argmax(axis=-1)
-        results["test_accuracy"].append(float(np.mean(predicted == labels[test])))
-        print(f"epoch {epoch}: train loss {loss:.4f}, test accuracy {results['test_accuracy'][-1]:.4f} "
-              f"({results['epoch_seconds'][-1]:.0f} s training)", flush=True)
-    print(classification_report(labels[test], predicted, labels=range(len(names)), target_names=names,
+    test_texts, last = [texts[i] for i in test], {}
+
+    def evaluate(params):  # the test rows' predicted classes, kept for the report
+        last["predicted"] = predict(test_texts, tokenizer, params, hparams, args.batch_size,
+                                    token_limit(hparams, args.max_length)).argmax(axis=-1)
+        return "test accuracy", float(np.mean(last["predicted"] == labels[test]))
+
+    seconds, accuracy = train_and_evaluate(args, (tokenizer, params, hparams), [tokenizer.tokenize(t) for t in texts],
+                                           labels, train, evaluate, progress)
+    print(classification_report(labels[test], last["predicted"], labels=range(len(names)), target_names=names,
                                 digits=4, zero_division=0))
-    if args.save_dir:
-        save_pretrained(args.save_dir, tokenizer, params, hparams)
-        print(f"saved the fine-tuned model to {args.save_dir}")
-    return results
+    save(args, (tokenizer, params, hparams))
+    return {"epoch_seconds": seconds, "test_accuracy": accuracy}
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        fine_tune(args)
-    except KeyboardInterrupt:
-        print("error: interrupted (a --save_dir folder is written whole or not at all)", file=sys.stderr)
-        sys.exit(130)
+    run(fine_tune, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -138,3 +138,13 @@ def test_a_hub_dataset_offline_or_without_network_fails_at_once(tmp_path, script
     result = run_script(script, *args, "--model_name", TINY, env=env)
     assert_one_line_error(result, message.format(port=port))
     assert not (tmp_path / "out").exists()
+
+
+def test_read_conll_takes_the_first_and_last_fields_of_each_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects\tVBZ\tB-VP\tO\n\n\n"
+                    "Peter B-PER\nBlackburn I-PER", encoding="utf-8")  # tabs, blank lines in a row, no last newline
+    assert data.read_conll(path) == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter", "Blackburn"], ["B-PER", "I-PER"])]
+    path.write_bytes("caf\xe9 O\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        data.read_conll(path)
