@@ -19,10 +19,12 @@ from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 from bert import classifier_head, token_classifier_head
-from optim import adamw_step, clip_grad_norm, leaves, linear_schedule, run_split, threads, warmup_steps
+from embedding_training import check as check_mnrl
+from embedding_training import embed_backward, embed_forward, mnrl_backward, mnrl_forward
+from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from pipelines import embed
 from runner import per_token, run_model
-from training import IGNORE, TOKENS, check, checked_loss_and_grads
+from training import IGNORE, TOKENS, add_grads, check, checked_loss_and_grads
 
 # batches per length bucket: transformers' LengthGroupedSampler groups 50, which on a 1,600-row training set sorts
 # the whole epoch by length; groups of 8 keep more mixing of lengths across batches (closer to Trainer's default
@@ -85,12 +87,7 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     loss, grads = results[0]
     for (shard_loss, shard_grads), rows in zip(results[1:], shards[1:]):
         loss += shard_loss
-        for (path, total), (_, g) in zip(leaves(grads), leaves(shard_grads)):
-            if path == "embeddings/word":  # only the rows of the shard's tokens
-                ids = np.unique(input_ids[rows])
-                total[ids] += g[ids]
-            else:
-                total += g
+        add_grads(grads, shard_grads, input_ids[rows])
     return loss, grads
 
 
@@ -127,16 +124,37 @@ def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs,
     """One AdamW step per batch of rows (clip_grad_norm to max_norm first, unless max_norm is None), params
     updated in place, the gradients from parallel_loss_and_grads. tokens: each row's WordPiece tokens
     (tokenizer.tokenize); labels: the rows' labels as loss_and_grads takes them, or for a token classifier a list
-    of each row's token labels (token_labels); lrs: the learning rate of
-    each step; rng: dropout (None: no dropout). A tqdm bar shows the mean loss so far. Returns the mean loss
-    over the epoch."""
+    of each row's token labels (token_labels); lrs: the learning rate of each step; rng: dropout (None: no
+    dropout). A tqdm bar shows the mean loss so far. Returns the mean loss over the epoch."""
+    def loss_and_grads(rows):
+        batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
+        return parallel_loss_and_grads(params, hparams, batch["input_ids"], batch["segment_ids"],
+                                       batch["attention_mask"], batch_labels(labels, rows, batch["input_ids"].shape[1]),
+                                       rng)
+
+    return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
+
+
+def train_pairs_epoch(params, hparams, tokenizer, columns, batches, state, lrs, max_length=128, weight_decay=0.01,
+                      max_norm=1.0, rng=None, desc="train", progress=True, scale=20.0):
+    """train_epoch for a sentence-embedding model (params from embedding_training.init_embedding_training) and
+    MultipleNegativesRankingLoss: columns are the anchors', positives' (and hard negatives') WordPiece tokens,
+    one list per column of one entry per row; the gradients from parallel_mnrl_loss_and_grads."""
+    def loss_and_grads(rows):
+        encoded = [tokenizer.batch_encode_tokens([column[i] for i in rows], max_length=max_length)
+                   for column in columns]
+        return parallel_mnrl_loss_and_grads(params, hparams, encoded, scale, rng)
+
+    return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
+
+
+def run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress):
+    """One clipped AdamW step per batch of rows, loss_and_grads(rows) -> (loss, grads), under a tqdm bar of
+    the mean loss so far; returns the mean loss."""
     total = 0.0
     with tqdm(total=len(batches), desc=desc, unit="batch", disable=not progress) as bar:
         for step, (rows, lr) in enumerate(zip(batches, lrs), 1):
-            batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
-            loss, grads = parallel_loss_and_grads(params, hparams, batch["input_ids"], batch["segment_ids"],
-                                                  batch["attention_mask"],
-                                                  batch_labels(labels, rows, batch["input_ids"].shape[1]), rng)
+            loss, grads = loss_and_grads(rows)
             if max_norm is not None:
                 clip_grad_norm(grads, max_norm)
             adamw_step(params, grads, state, lr, weight_decay)
@@ -144,6 +162,38 @@ def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs,
             bar.set_postfix(loss=f"{total / step:.4f}", refresh=False)
             bar.update()
     return total / max(1, len(batches))
+
+
+def parallel_mnrl_loss_and_grads(params, hparams, columns, scale=20.0, rng=None):
+    """embedding_training.mnrl_loss_and_grads with each column's rows split into one shard per thread, the
+    shards' forward and backward passes run at once while BLAS runs single-threaded; the loss couples all rows,
+    so it is computed between the two. The same loss and gradients up to float rounding; dropout draws from
+    rng.spawn(shards)."""
+    hp = check_mnrl(params, hparams, columns, scale, rng)
+    shards = [rows for rows in np.array_split(np.arange(len(columns[0]["input_ids"])), threads()) if len(rows)]
+    pieces = [{key: np.asarray(column[key])[rows] for key in ("input_ids", "segment_ids", "attention_mask")}
+              for column in columns for rows in shards]  # column by column, shard by shard
+    rngs = rng.spawn(len(pieces)) if rng is not None else [None] * len(pieces)
+
+    def forward(part):
+        return [embed_forward(params, hp, piece, piece_rng) for piece, piece_rng in part]
+
+    def backward(part):
+        return [embed_backward(dembeddings, cache, params, hp) for dembeddings, cache in part]
+
+    with BLAS.limit(limits=1, user_api="blas"):
+        forwards = [out for part in run_split(forward, list(zip(pieces, rngs))) for out in part]
+        n = len(shards)
+        loss, cache = mnrl_forward([np.concatenate([e for e, _ in forwards[c * n:(c + 1) * n]])
+                                    for c in range(len(columns))], scale)
+        cuts = np.cumsum([len(rows) for rows in shards])[:-1]
+        dembeddings = [d for column in mnrl_backward(cache) for d in np.split(column, cuts)]
+        results = [g for part in run_split(backward, [(d, c) for d, (_, c) in zip(dembeddings, forwards)])
+                   for g in part]
+    grads = results[0]
+    for piece_grads, piece in zip(results[1:], pieces[1:]):
+        add_grads(grads, piece_grads, piece["input_ids"])
+    return loss, grads
 
 
 def predict(texts, tokenizer, params, hparams, batch_size=32, max_length=128):

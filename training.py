@@ -21,6 +21,7 @@ from bert import check_inputs, model_config
 from layers import (ACTIVATIONS, LOSSES, activation_backward, attention_backward, attention_forward,
                     dense_backward, dense_forward, dropout_backward, dropout_forward, embeddings_backward,
                     embeddings_forward, layer_norm_backward, layer_norm_forward, tanh_backward, tanh_forward)
+from optim import leaves
 
 ROWS_PER_BLOCK = 32  # as bert.feed_forward: a block of 32 rows x intermediate_size stays in L2 cache
 TRAINED = ("embeddings", "blocks", "pooler", "classifier")  # what a classifier trains; other heads are left out
@@ -57,18 +58,31 @@ def new_classifier(params, hparams, num_labels, seed, parts):
     def new_dense(n_out):
         return {"w": (rng.standard_normal((H, n_out)) * std).astype(np.float32), "b": np.zeros(n_out, np.float32)}
 
-    def copy(tree):
-        if isinstance(tree, dict):
-            return {key: copy(value) for key, value in tree.items()}
-        if isinstance(tree, list):
-            return [copy(value) for value in tree]
-        return np.array(tree, dtype=np.float32, order="C")
-
-    new = copy({key: params[key] for key in parts[:-1] if key in params})
+    new = writable_copy({key: params[key] for key in parts[:-1] if key in params})
     if "pooler" in parts and "pooler" not in new:
         new["pooler"] = new_dense(H)
     new["classifier"] = new_dense(num_labels)
     return new
+
+
+def writable_copy(tree):
+    """The params tree as writable, C-contiguous float32 copies (the loader's arrays are read-only maps)."""
+    if isinstance(tree, dict):
+        return {key: writable_copy(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [writable_copy(value) for value in tree]
+    return np.array(tree, dtype=np.float32, order="C")
+
+
+def add_grads(total, grads, input_ids):
+    """total += grads, array by array, in place: the gradients of another shard of a batch, whose tokens are
+    input_ids (only their rows of the word embeddings can be non-zero, so only those are added)."""
+    for (path, t), (_, g) in zip(leaves(total), leaves(grads)):
+        if path == "embeddings/word":
+            ids = np.unique(input_ids)
+            t[ids] += g[ids]
+        else:
+            t += g
 
 
 def settings(hparams):
@@ -188,7 +202,7 @@ def encoder_forward(params, hp, input_ids, segment_ids, attention_mask, rng, las
     """The last layer's output [B, Lq, H] for its first last_queries positions (all by default), and what
     encoder_backward needs."""
     B, L = input_ids.shape
-    dtype = params["classifier"]["w"].dtype
+    dtype = params["embeddings"]["word"].dtype
     mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], as in bert.bert
         np.where(attention_mask, 0, -1e9).astype(dtype)[:, None, None, :])
     e = embeddings_forward(input_ids, segment_ids, params["embeddings"])

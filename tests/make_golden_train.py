@@ -8,6 +8,8 @@ Needs torch==2.13.0 and transformers (never needed to run the tests). Writes tes
                         its L2 norm, seeded sample entries and seeded random projections
   minilm_tokens/...     the same model as a token classifier on words with seeded labels: the token labels
                         as transformers' examples align them (word_ids), torch's loss and the gradients' summary
+  mnrl/<case>/...       sentence-transformers' MultipleNegativesRankingLoss: the loss and the encoder's gradients
+                        (MiniLM summarized as above, the tiny model whole)
   steps/<case>/...      10 AdamW steps with the linear schedule and clipping: the loss at every step and the
                         final weights (whole for the random classifier, sampled for MiniLM)
   adamw/...             the weights after adamw_step's settings in train_cases.ADAMW, from seeded gradients
@@ -30,6 +32,7 @@ from bert import bert, classifier_head, token_classifier_head
 from convert import to_params, to_state_dict
 from model_folder import load_model_folder, save_pretrained
 from optim import adamw_init, adamw_step, leaves
+from embedding_training import init_embedding_training, mnrl_loss_and_grads
 from finetune import batch_labels, token_labels
 from training import IGNORE, init_classifier, init_token_classifier, loss_and_grads
 
@@ -154,6 +157,44 @@ def minilm_token_gradients():
     compare("MiniLM tokens", ours, grads)
 
 
+def mnrl_gradients():
+    """sentence-transformers' MultipleNegativesRankingLoss, backward through its SentenceTransformer."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    print("gradients, MultipleNegativesRankingLoss (dropout off):")
+    for name, (folder, st_settings, _, scale) in tc.MNRL_CASES.items():
+        folder = minilm_dir() if folder is None else os.path.join(GOLDEN_DIR, folder)
+        tokenizer, hparams, params = load_model_folder(folder)
+        if st_settings is None:
+            model = SentenceTransformer(folder, device="cpu")
+        else:
+            hparams = dict(hparams, sentence_transformers=st_settings)
+            model = SentenceTransformer(modules=[Transformer(folder, max_seq_length=128),
+                                                 Pooling(hparams["hidden_size"], st_settings["pooling"])],
+                                        device="cpu")
+        model.eval()
+        columns = tc.mnrl_columns(name)
+        features = [model.preprocess(texts) for texts in columns]
+        ours_columns = [tokenizer.batch_encode(texts, max_length=128) for texts in columns]
+        for theirs, ours in zip(features, ours_columns):
+            assert (theirs["input_ids"].numpy() == ours["input_ids"]).all()
+        encoder = model[0].auto_model
+        encoder.zero_grad()
+        loss = MultipleNegativesRankingLoss(model, scale=scale)(features, None)
+        loss.backward()
+        named = {n: p.grad for n, p in encoder.named_parameters() if not n.startswith("pooler.")}
+        grads = as_params(named, hparams["num_hidden_layers"])
+        OUT[f"mnrl/{name}/loss"] = np.float64(loss.item())
+        if name == "minilm":
+            summarize(f"mnrl/{name}/grad", grads)
+        else:
+            OUT[f"mnrl/{name}/flat"] = flat(grads)
+        our_loss, ours = mnrl_loss_and_grads(init_embedding_training(params, hparams), hparams, ours_columns, scale)
+        print(f"  {name}: loss {loss.item():.6f}, ours - torch {our_loss - loss.item():+.1e}")
+        compare(name, ours, grads)
+
+
 def torch_train_steps(model, batches, settings):
     """Trainer's loop: AdamW over Trainer's decay groups, the linear schedule, clipping; losses per step."""
     decay = set(Trainer.get_decay_parameter_names(None, model))
@@ -267,6 +308,7 @@ def main():
     random_gradients()
     minilm_gradients()
     minilm_token_gradients()
+    mnrl_gradients()
     steps()
     adamw_alone()
     round_trip()

@@ -1,6 +1,6 @@
 """Training parity with torch (golden file from tests/make_golden_train.py): gradients equal torch autograd's
-(sequence and token classifiers), ten AdamW steps with the schedule and clipping equal torch's, and adamw_step
-alone equals torch.optim.AdamW."""
+(sequence and token classifiers, and sentence-transformers' MultipleNegativesRankingLoss), ten AdamW steps
+with the schedule and clipping equal torch's, and adamw_step alone equals torch.optim.AdamW."""
 import os
 
 import numpy as np
@@ -10,6 +10,7 @@ import train_cases as tc
 from conftest import GOLDEN_DIR
 from model_folder import load_model_folder
 from optim import adamw_init, adamw_step, leaves
+from embedding_training import init_embedding_training, mnrl_loss_and_grads
 from finetune import batch_labels, token_labels
 from training import init_classifier, init_token_classifier, loss_and_grads
 
@@ -86,6 +87,24 @@ def test_token_classifier_gradients_equal_torch_autograd_on_minilm(golden, minil
                                  encoded["attention_mask"], labels)
     assert loss == pytest.approx(golden["minilm_tokens/loss"], rel=1e-5)
     assert_matches_summary(golden, "minilm_tokens/grad", leaves(grads), GRAD_TOLERANCE, 1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(tc.MNRL_CASES))
+def test_mnrl_gradients_equal_sentence_transformers_autograd(golden, name, minilm):
+    """MultipleNegativesRankingLoss backward through the SentenceTransformer: MiniLM (mean pooling, Normalize,
+    pairs) and the tiny model (cls pooling, triplets, scale 7.5)."""
+    folder, st_settings, _, scale = tc.MNRL_CASES[name]
+    tokenizer, hparams, params = load_model_folder(minilm if folder is None else os.path.join(GOLDEN_DIR, folder))
+    if st_settings is not None:
+        hparams = dict(hparams, sentence_transformers=st_settings)
+    columns = [tokenizer.batch_encode(texts, max_length=128) for texts in tc.mnrl_columns(name)]
+    trained = init_embedding_training(params, hparams)
+    loss, grads = mnrl_loss_and_grads(trained, hparams, columns, scale)
+    assert loss == pytest.approx(golden[f"mnrl/{name}/loss"], rel=1e-5)
+    if name == "minilm":
+        assert_matches_summary(golden, f"mnrl/{name}/grad", leaves(grads), GRAD_TOLERANCE, 1e-4)
+    else:
+        assert_tensors_close(grads, split(golden[f"mnrl/{name}/flat"], trained), GRAD_TOLERANCE)
 
 
 def test_ten_adamw_steps_equal_torch(golden):

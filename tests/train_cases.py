@@ -47,6 +47,25 @@ MINILM_WORDS = [sentence.split() for sentence in MINILM_SENTENCES[:5]] + [
 ]
 MINILM_TOKEN_LABELS = 5
 
+# MultipleNegativesRankingLoss: (anchor, positive, hard negative) triplets of short real-looking reviews; the
+# MiniLM case trains on the pairs with its own mean pooling and Normalize, the tiny one on the triplets with
+# cls pooling, no Normalize and another scale
+MNRL_TRIPLETS = [
+    ("a charming , funny and touching film .", "warm , witty and moving .", "cold , dull and forgettable ."),
+    ("it is dull , far too long and never once surprising .", "a tedious , overlong bore .",
+     "a tight thriller full of surprises ."),
+    ("great .", "wonderful .", "awful ."),
+    ("the plot is thin , but the performances are all solid .", "weak story , strong cast .",
+     "a gripping story with a wooden cast ."),
+    ("an ambitious mess .", "it aims high and falls apart .", "a modest film that gets everything right ."),
+    ("worth seeing for the music alone .", "the soundtrack is the best thing about it .",
+     "the music is the worst thing about it ."),
+]
+MNRL_CASES = {  # name: (folder, sentence-transformers settings or None for the folder's own, columns, scale)
+    "minilm": (None, None, 2, 20.0),
+    "tiny_cls": ("tiny-gelu", {"pooling": "cls", "normalize": False, "dense": []}, 3, 7.5),
+}
+
 # Ten AdamW steps with the linear schedule and clipping, dropout off
 TRAIN_STEPS = dict(steps=10, lr=1e-3, warmup_ratio=0.1, weight_decay=0.01, max_norm=1.0)
 MINILM_TRAIN_STEPS = dict(TRAIN_STEPS, lr=5e-5, max_norm=0.05)  # a small max_norm so that clipping acts
@@ -114,6 +133,11 @@ def minilm_word_labels():
     """Seeded labels in [0, MINILM_TOKEN_LABELS) for each word of MINILM_WORDS."""
     rng = np.random.default_rng(HEAD_SEED)
     return [rng.integers(0, MINILM_TOKEN_LABELS, len(words)) for words in MINILM_WORDS]
+
+
+def mnrl_columns(name):
+    """The case's columns of texts: anchors, positives (and hard negatives)."""
+    return [list(column) for column in zip(*MNRL_TRIPLETS)][:MNRL_CASES[name][2]]
 
 
 def probe_vectors(path, size, n=3):
