@@ -5,18 +5,22 @@ pytorch_model.bin, and optionally tokenizer_config.json: what the hub serves for
 transformers' save_pretrained writes. A sentence-transformers folder also has modules.json and its modules'
 files (st_modules.py): their settings become hparams["sentence_transformers"], Dense modules' weights
 params["sentence_dense"].
-load_model_folder reads one; save_pretrained writes a sequence classifier's.
+load_model_folder reads one; save_pretrained writes a sequence or token classifier's,
+save_sentence_transformer a sentence-transformers folder.
 """
 import json
 import os
+import posixpath
 import shutil
 import tempfile
+
+import numpy as np
 
 import tokenization
 from bert import config_with_defaults, model_config
 from checkpoint import WEIGHT_FILES, first_file, ordinary_mode, read_weights, write_safetensors
 from convert import distilbert_config, distilbert_state, layer_count, to_params, to_state_dict
-from st_modules import module_files, read_json, sentence_transformers_settings
+from st_modules import ST_POOLINGS, module_files, read_json, sentence_transformers_settings
 
 VOCAB_FILES = ("vocab.txt", "tokenizer.json")  # in order of preference
 
@@ -214,41 +218,142 @@ def save_pretrained(folder, tokenizer, params, hparams):
     or LABEL_0, LABEL_1, ...), vocab.txt and tokenizer_config.json. The folder is written
     under a temporary name beside it and renamed when complete, so an interrupted save leaves nothing; an
     existing folder must be empty (it is never overwritten)."""
-    model_config(params, hparams)
-    if hparams.get("model_type", "bert") != "bert":
-        raise ValueError(f"save_pretrained writes BERT checkpoints, not {hparams['model_type']} ones")
-    folder = os.path.abspath(os.fspath(folder))
+    folder = _savable(folder, params, hparams, "save_pretrained")
     if "classifier" not in params:
         raise ValueError("params has no classifier: save_pretrained writes a sequence or token classifier (start "
                          "from training.init_classifier or training.init_token_classifier)")
-    if os.path.exists(folder) and not (os.path.isdir(folder) and not os.listdir(folder)):
-        raise FileExistsError(f"{folder} already exists and is not an empty folder: choose a new folder name")
     trained = [key for key in ("embeddings", "blocks", "pooler", "classifier") if key in params]
     architecture = "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification"
     config = classifier_config(hparams, params["classifier"]["w"].shape[1], architecture)
+    state = to_state_dict({key: params[key] for key in trained})
+    write_folder(folder, lambda tmp: write_bert_files(tmp, tokenizer, state, config, config["max_position_embeddings"]))
+
+
+# sentence-transformers 6's module classes, as its modules.json names them
+ST6_MODULES = {"Transformer": "sentence_transformers.base.modules.transformer.Transformer",
+               "Pooling": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+               "Dense": "sentence_transformers.base.modules.dense.Dense",
+               "Normalize": "sentence_transformers.base.modules.normalize.Normalize"}
+# what SentenceTransformer(folder) makes of a plain BERT checkpoint: mean pooling, no Normalize, no prompts
+ST_PLAIN = {"pooling": "mean", "normalize": False, "max_seq_length": None, "do_lower_case": False, "prompts": {},
+            "default_prompt_name": None, "include_prompt": True, "dense": []}
+EMBEDDING = {"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"}
+
+
+def save_sentence_transformer(folder, tokenizer, params, hparams):
+    """Write params' encoder as a sentence-transformers folder, as sentence-transformers 6 saves one, that
+    SentenceTransformer(folder) and load_model_folder both load and embed alike: the Transformer in the folder
+    itself (model.safetensors with BertModel's names: embeddings, layers and the pooler if params has one, no
+    task heads; config.json; vocab.txt; tokenizer_config.json with max_seq_length as model_max_length;
+    sentence_bert_config.json), 1_Pooling, each Dense module (params["sentence_dense"]) and Normalize, if any,
+    in a folder of its own, modules.json, and config_sentence_transformers.json with the prompts. The settings
+    are hparams["sentence_transformers"] (load_model_folder's); without them (a plain BERT checkpoint),
+    sentence-transformers' own for such a checkpoint: mean pooling, no Normalize, max_position_embeddings
+    tokens. Written as save_pretrained writes (write_folder): whole or not at all, never over a non-empty
+    folder."""
+    folder = _savable(folder, params, hparams, "save_sentence_transformer")
+    settings = {**ST_PLAIN, **hparams.get("sentence_transformers", {})}
+    pooling = {ours: theirs for theirs, ours in ST_POOLINGS.items()}.get(settings["pooling"])
+    if pooling is None:
+        raise ValueError(f"pooling {settings['pooling']!r} has no sentence-transformers Pooling module; "
+                         f"it has {', '.join(ST_POOLINGS.values())}")
+    dense = list(zip(settings["dense"], params.get("sentence_dense", [])))
+    if len(dense) != len(settings["dense"]) or len(dense) != len(params.get("sentence_dense", [])):
+        raise ValueError(f'hparams["sentence_transformers"] has {len(settings["dense"])} Dense modules but '
+                         f'params["sentence_dense"] {len(params.get("sentence_dense", []))}: they must agree')
+    config = {"model_type": "bert", **{k: v for k, v in hparams.items() if k != "sentence_transformers"},
+              "architectures": ["BertModel"]}
+    encoder = to_state_dict({key: params[key] for key in ("embeddings", "blocks", "pooler") if key in params})
+    state = {name.removeprefix("bert."): array for name, array in encoder.items()}  # as BertModel names them
+    files, dense_paths = st_module_files(settings, pooling, config["hidden_size"])
+
+    def write(tmp):
+        write_bert_files(tmp, tokenizer, state, config, settings["max_seq_length"] or config["max_position_embeddings"])
+        for path, value in files.items():
+            os.makedirs(os.path.join(tmp, os.path.dirname(path)), exist_ok=True)
+            write_json(os.path.join(tmp, path), value)
+        for path, (module, layer) in zip(dense_paths, dense):
+            write_dense(os.path.join(tmp, path), module, layer)
+
+    write_folder(folder, write)
+
+
+def st_module_files(settings, pooling, hidden_size):
+    """({path in the folder: its JSON} for the sentence-transformers files beside the model's own, as
+    sentence-transformers 6 writes them, [each Dense module's folder]); pooling: sentence-transformers' name."""
+    modules = ["Transformer", "Pooling"] + ["Dense"] * len(settings["dense"]) + ["Normalize"] * settings["normalize"]
+    paths = [f"{i}_{module}" if i else "" for i, module in enumerate(modules)]
+    lowercase = {"do_lower_case": True} if settings["do_lower_case"] else {}  # the texts, before the tokenizer
+    files = {"sentence_bert_config.json": {
+                 "transformer_task": "feature-extraction", "module_output_name": "token_embeddings", **lowercase,
+                 "modality_config": {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}},
+             "config_sentence_transformers.json": {"model_type": "SentenceTransformer", "prompts": settings["prompts"],
+                                                   "default_prompt_name": settings["default_prompt_name"]},
+             "modules.json": [{"idx": i, "name": str(i), "path": path, "type": ST6_MODULES[module]}
+                              for i, (module, path) in enumerate(zip(modules, paths))],
+             posixpath.join(paths[1], "config.json"): {"embedding_dimension": hidden_size, "pooling_mode": pooling,
+                                                       "include_prompt": bool(settings["include_prompt"])}}
+    if settings["normalize"]:
+        files[posixpath.join(paths[-1], "config.json")] = EMBEDDING
+    return files, paths[2:2 + len(settings["dense"])]
+
+
+def write_dense(folder, settings, layer):
+    """A Dense module (settings {"activation", "residual"}, layer {"w": (in, out), "b", ("residual")}, as
+    st_modules.read_dense reads them) into folder, made if need be: config.json, and model.safetensors with
+    torch's Linear's (out, in) weights."""
+    os.makedirs(folder, exist_ok=True)
+    n_in, n_out = layer["w"].shape
+    state = {"linear.weight": layer["w"].T, "linear.bias": layer["b"]}
+    if "residual" in layer:
+        state["residual.weight"] = layer["residual"].T
+    write_safetensors(os.path.join(folder, "model.safetensors"),
+                      {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()})
+    write_json(os.path.join(folder, "config.json"), {
+        "in_features": n_in, "out_features": n_out, "bias": True, "activation_function": settings["activation"],
+        **EMBEDDING, **({"use_residual": True} if settings["residual"] else {})})
+
+
+def _savable(folder, params, hparams, writer):
+    """folder as an absolute path, after checking that params and hparams are a BERT model's."""
+    model_config(params, hparams)
+    if hparams.get("model_type", "bert") != "bert":
+        raise ValueError(f"{writer} writes BERT checkpoints, not {hparams['model_type']} ones")
+    return os.path.abspath(os.fspath(folder))
+
+
+def write_folder(folder, write):
+    """write(tmp) fills tmp, a new folder beside folder, which is then renamed to folder: an interrupted write
+    leaves nothing. An existing folder must be empty (a FileExistsError otherwise: it is never overwritten)."""
+    if os.path.exists(folder) and not (os.path.isdir(folder) and not os.listdir(folder)):
+        raise FileExistsError(f"{folder} already exists and is not an empty folder: choose a new folder name")
     parent, name = os.path.split(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp")
     try:
         ordinary_mode(tmp)
-        write_safetensors(os.path.join(tmp, "model.safetensors"), to_state_dict({key: params[key] for key in trained}),
-                          {"format": "pt"})
-        write_json(os.path.join(tmp, "config.json"), config)
-        write_json(os.path.join(tmp, "tokenizer_config.json"),
-                   {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
-                    "strip_accents": tokenizer.strip_accents,
-                    "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
-                    "model_max_length": config["max_position_embeddings"]})
-        with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
-            # a token listed twice in the original kept its last id; its first line keeps the row count
-            f.writelines(tokenizer.inv_vocab.get(i, f"[unused_duplicate_{i}]") + "\n"
-                         for i in range(max(tokenizer.inv_vocab) + 1))
+        write(tmp)
         if os.path.isdir(folder):
             os.rmdir(folder)  # empty, checked above
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_bert_files(folder, tokenizer, state, config, model_max_length):
+    """model.safetensors (state: HF names -> arrays), config.json, tokenizer_config.json (the tokenizer's
+    settings, model_max_length) and vocab.txt into folder."""
+    write_safetensors(os.path.join(folder, "model.safetensors"), state, {"format": "pt"})
+    write_json(os.path.join(folder, "config.json"), config)
+    write_json(os.path.join(folder, "tokenizer_config.json"),
+               {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
+                "strip_accents": tokenizer.strip_accents, "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
+                "model_max_length": model_max_length})
+    with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8", newline="\n") as f:
+        # a token listed twice in the original kept its last id; its first line keeps the row count
+        f.writelines(tokenizer.inv_vocab.get(i, f"[unused_duplicate_{i}]") + "\n"
+                     for i in range(max(tokenizer.inv_vocab) + 1))
 
 
 def classifier_config(hparams, num_labels, architecture):
