@@ -84,15 +84,17 @@ def not_a_key(word, parser):
     return f"{word} is a value without its key: write its key in front of it ({', '.join(keys)})"
 
 
-def load_rows(args):
-    """The dataset's text and label columns, shuffled with the seed, at most N rows (data.load_rows reads it)."""
+def load_rows(args, columns=None, text_options=("--text_column",)):
+    """The dataset's columns ({option: column}; default: the text and label columns), shuffled with the seed,
+    at most N rows (data.load_rows reads it; the columns of text_options must hold strings)."""
+    columns = columns or {"--text_column": args.text_column, "--label_column": args.label_column}
     try:
-        dataset, left_out = data.load_rows(args.dataset_name, {"--text_column": args.text_column,
-                                                               "--label_column": args.label_column})
+        dataset, left_out = data.load_rows(args.dataset_name, columns, text_options)
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
     if left_out:
-        print(f"note: left out {left_out} of {len(dataset) + left_out} rows: no text or no label", file=sys.stderr)
+        print(f"note: left out {left_out} of {len(dataset) + left_out} rows: no {' or no '.join(columns.values())}",
+              file=sys.stderr)
     dataset = dataset.shuffle(seed=args.seed)
     if args.N > len(dataset):
         print(f"note: N={args.N} is more than the {len(dataset)} rows of the dataset: using all of them",

@@ -46,30 +46,31 @@ def check_training_arguments(args):
         sys.exit(f"error: save_dir {args.save_dir} already exists and is not an empty folder: choose a new name")
 
 
-def epoch_batches(tokens, train, args):
-    """Each epoch's batches of training rows, length-grouped and shuffled with the seed."""
+def epoch_batches(lengths, train, args):
+    """Each epoch's batches of training rows (lengths: every row's), length-grouped and shuffled with the seed."""
     rng = np.random.default_rng([args.seed, 1])
-    lengths = np.array([len(t) for t in tokens])[train]
+    lengths = np.asarray(lengths)[train]
     return [[train[rows] for rows in training_batches(lengths, args.batch_size, rng, args.batches_per_group)]
             for _ in range(args.epochs)]
 
 
-def train_and_evaluate(args, model, tokens, labels, train, evaluate, progress=True):
-    """args.epochs epochs of AdamW steps over the training rows of tokens and labels (as train_epoch takes
-    them), model = (tokenizer, params, hparams) with params trained in place; after each epoch a line with the
-    training loss and evaluate(params) -> (name, score) on the test rows. Returns each epoch's training
-    seconds and score."""
+def train_and_evaluate(args, model, data, lengths, train, evaluate, epoch_function=train_epoch, progress=True):
+    """args.epochs epochs of AdamW steps over the training rows, model = (tokenizer, params, hparams) with
+    params trained in place by epoch_function(params, hparams, tokenizer, *data, batches, state, lrs, ...):
+    finetune.train_epoch (data: tokens, labels) or train_pairs_epoch (data: the columns' tokens). After each
+    epoch a line with the training loss and evaluate(params) -> (name, score) on the test rows. Returns each
+    epoch's training seconds and score."""
     tokenizer, params, hparams = model
     max_length = token_limit(hparams, args.max_length)
-    batches = epoch_batches(tokens, train, args)
+    batches = epoch_batches(lengths, train, args)
     lrs = schedule(sum(map(len, batches)), args.warmup_ratio, args.lr)
     dropout_rng = np.random.default_rng([args.seed, 2])
     state, seconds, scores, step = adamw_init(params), [], [], 0
     for epoch, epoch_rows in enumerate(batches, 1):
         start = time.perf_counter()
-        loss = train_epoch(params, hparams, tokenizer, tokens, labels, epoch_rows, state,
-                           lrs[step:step + len(epoch_rows)], max_length, args.weight_decay, rng=dropout_rng,
-                           desc=f"epoch {epoch}/{args.epochs}", progress=progress)
+        loss = epoch_function(params, hparams, tokenizer, *data, epoch_rows, state, lrs[step:step + len(epoch_rows)],
+                              max_length, args.weight_decay, rng=dropout_rng, desc=f"epoch {epoch}/{args.epochs}",
+                              progress=progress)
         step += len(epoch_rows)
         seconds.append(time.perf_counter() - start)
         name, score = evaluate(params)
@@ -78,9 +79,10 @@ def train_and_evaluate(args, model, tokens, labels, train, evaluate, progress=Tr
     return seconds, scores
 
 
-def save(args, model):
+def save(args, model, writer=save_pretrained):
+    """writer(args.save_dir, tokenizer, params, hparams) when --save_dir is given."""
     if args.save_dir:
-        save_pretrained(args.save_dir, *model)
+        writer(args.save_dir, *model)
         print(f"saved the fine-tuned model to {args.save_dir}")
 
 

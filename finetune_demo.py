@@ -69,8 +69,9 @@ def fine_tune(args, progress=True):
                                     token_limit(hparams, args.max_length)).argmax(axis=-1)
         return "test accuracy", float(np.mean(last["predicted"] == labels[test]))
 
-    seconds, accuracy = train_and_evaluate(args, (tokenizer, params, hparams), [tokenizer.tokenize(t) for t in texts],
-                                           labels, train, evaluate, progress)
+    tokens = [tokenizer.tokenize(t) for t in texts]
+    seconds, accuracy = train_and_evaluate(args, (tokenizer, params, hparams), (tokens, labels), list(map(len, tokens)),
+                                           train, evaluate, progress=progress)
     print(classification_report(labels[test], last["predicted"], labels=range(len(names)), target_names=names,
                                 digits=4, zero_division=0))
     save(args, (tokenizer, params, hparams))

@@ -115,8 +115,8 @@ def fine_tune(args, progress=True):
         last["scores"] = ner_metrics.entity_scores(last["truth"], last["predicted"])
         return "test entity F1", last["scores"]["micro avg"]["f1-score"]
 
-    seconds, f1 = train_and_evaluate(args, (tokenizer, params, hparams), list(tokens), list(labels), train, evaluate,
-                                     progress)
+    seconds, f1 = train_and_evaluate(args, (tokenizer, params, hparams), (list(tokens), list(labels)),
+                                     list(map(len, tokens)), train, evaluate, progress=progress)
     print(ner_metrics.format_report(last["scores"]))
     print(f"token accuracy {ner_metrics.token_accuracy(last['truth'], last['predicted']):.4f}")
     save(args, (tokenizer, params, hparams))

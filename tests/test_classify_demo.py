@@ -92,7 +92,7 @@ def test_jsonl_with_other_columns_too_large_n_and_two_processes(tmp_path, rows, 
                       "stars", "--N", 100, "--test_ratio", 0.25, "--model_name", minilm, "--pooling", "cls",
                       "--num_proc", 2)
     assert accuracy_and_support(result)[1] == 10
-    assert "note: left out 1 of 41 rows: no text or no label" in result.stderr
+    assert "note: left out 1 of 41 rows: no review or no stars" in result.stderr
     assert "note: N=100 is more than the 40 rows of the dataset: using all of them" in result.stderr
     assert result.stderr.count("20/20") >= 2  # one embed bar per process, 20 rows each
 
