@@ -78,6 +78,11 @@ def retrieval_scores(anchors, positives):
     return scores
 
 
+def pair_lengths(tokens):
+    """Each row's longest text in tokens (one list of token lists per column): what its batch is padded to."""
+    return np.max([list(map(len, column)) for column in tokens], axis=0)
+
+
 def fine_tune(args, progress=True):
     """Train, print the test retrieval scores before training and after each epoch, save; returns each epoch's
     training seconds and test MRR@10."""
@@ -103,7 +108,7 @@ def fine_tune(args, progress=True):
 
     print(f"before training: test MRR@10 {evaluate(trained)[1]:.4f}, accuracy@1 {last['scores']['accuracy@1']:.4f}")
     tokens = [[tokenizer.tokenize(text) for text in column] for column in columns]
-    lengths = np.max([list(map(len, column)) for column in tokens], axis=0)
+    lengths = pair_lengths(tokens)
     seconds, mrr = train_and_evaluate(args, (tokenizer, trained, hparams), (tokens,), lengths, train, evaluate,
                                       functools.partial(train_pairs_epoch, scale=args.scale), progress)
     print("test retrieval: " + ", ".join(f"{name} {value:.4f}" for name, value in last["scores"].items()))

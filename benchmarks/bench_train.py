@@ -5,7 +5,7 @@ threads.
 The recipe is the issue's: all-MiniLM-L6-v2 on ../shared/data/rt_polarity_sample.csv, N 2000, test_ratio 0.2,
 3 epochs, AdamW lr 5e-5, weight decay 0.01 (not biases and LayerNorm), linear schedule with 10% warmup,
 gradient clipping at 1.0, batch 32, max 128 tokens, dropout on. Both sides train on the batches
-finetune_demo.epoch_batches cuts (length-grouped, shuffled with the seed; --batches_per_group 1: random
+demo_training.epoch_batches cuts for finetune_demo (length-grouped, shuffled with the seed; --batches_per_group 1: random
 batches, as Trainer's default sampler draws them); transformers' side is
 BertForSequenceClassification with torch's own seeded classifier init (torch.manual_seed(seed)) and Trainer's
 optimizer (fused AdamW over Trainer's decay groups), schedule and clipping. Seconds per epoch are training
@@ -50,13 +50,14 @@ def torch_side(args, seed, threads):
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification, Trainer, get_linear_schedule_with_warmup
     import finetune_demo
+    from demo_training import epoch_batches
     from optim import warmup_steps
     from utils import load_tokenizer_hparams_and_params
     torch.set_num_threads(threads)
     options = demo_args(args, seed)
     texts, labels, names, train, test = finetune_demo.load_data(options)
     ours, _, _ = load_tokenizer_hparams_and_params(options.model_name)
-    batches = finetune_demo.epoch_batches([ours.tokenize(t) for t in texts], train, options)
+    batches = epoch_batches([len(ours.tokenize(t)) for t in texts], train, options)
     tokenizer = AutoTokenizer.from_pretrained(options.model_name)
     torch.manual_seed(seed)
     model = BertForSequenceClassification.from_pretrained(options.model_name, num_labels=len(names))
