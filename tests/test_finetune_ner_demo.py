@@ -12,24 +12,11 @@ import finetune_ner_demo
 import model_folder
 from conftest import GOLDEN_DIR, ROOT
 from pipelines import token_classification
+from review_tasks import tagged, write_tagged_conll
 from scripts import assert_one_line_error, run_script
 
 TINY = f"{GOLDEN_DIR}/tiny-gelu"
 CLASS_NAMES = ["O", "B-DET", "I-DET", "B-PUNCT"]  # a ClassLabel's order, not sorted
-
-
-def tagged(words):
-    """A rule the tiny model can learn: a determiner and the word after it are a DET entity, punctuation a
-    PUNCT one, other words O."""
-    tags = []
-    for i, word in enumerate(words):
-        if not word[0].isalnum():
-            tags.append("B-PUNCT")
-        elif word in ("the", "a", "an"):
-            tags.append("B-DET")
-        else:
-            tags.append("I-DET" if i and tags[-1] == "B-DET" else "O")
-    return tags
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +27,9 @@ def sentences(rt_polarity):
 
 
 @pytest.fixture(scope="module")
-def conll(sentences, tmp_path_factory):
+def conll(rt_polarity, tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "train.conll"
-    lines = ["-DOCSTART- -X- -X- O", ""]
-    for words, tags in sentences:
-        lines += [f"{w} NN I-NP {t}" for w, t in zip(words, tags)] + [""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_tagged_conll(rt_polarity, path, 400)
     return path
 
 
