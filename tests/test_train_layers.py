@@ -160,7 +160,7 @@ def test_losses(kind):
         assert np.isfinite(forward(np.array([[1e4, -1e4, 0]]), np.array([[0.0, 1, 1]]))[0])
 
 
-@pytest.mark.parametrize("name", sorted(tc.CASES))
+@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES))
 @pytest.mark.parametrize("dropout", [False, True])
 def test_whole_training_pass_against_finite_differences(name, dropout):
     hparams, params = tc.classifier(name, np.float64)
