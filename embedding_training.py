@@ -14,25 +14,25 @@ columns (mnrl_forward / mnrl_backward); each column's gradient goes back through
 import numpy as np
 
 from bert import model_config
-from training import add_grads, encoder_backward, encoder_forward, settings, writable_copy
+from st_modules import ST_PLAIN
+from training import add_grads, encoder_backward, encoder_forward, real_length, settings, writable_copy
 
 POOLINGS = ("mean", "cls")  # the poolings trained here (sentence-transformers' Pooling modes of the same names)
-ST_DEFAULTS = {"pooling": "mean", "normalize": False, "dense": []}  # SentenceTransformer on a plain BERT folder
 
 
 def init_embedding_training(params, hparams):
     """Writable float32 copies of the encoder's arrays ({"embeddings", "blocks"}), the arrays that
     MultipleNegativesRankingLoss trains; save with {**params, **trained} to keep the pooler."""
-    embedding_settings(model_config(params, hparams))
+    training_settings(model_config(params, hparams))
     return writable_copy({key: params[key] for key in ("embeddings", "blocks")})
 
 
-def embedding_settings(hparams):
+def training_settings(hparams):
     """The folder's pooling and normalize (hparams["sentence_transformers"], else a plain BERT's mean pooling),
     or a ValueError for what is not trained here."""
     if hparams.get("model_type", "bert") != "bert":
         raise ValueError(f"fine-tuning trains BERT checkpoints, not {hparams['model_type']} ones")
-    st = {**ST_DEFAULTS, **(hparams.get("sentence_transformers") or {})}
+    st = {**ST_PLAIN, **(hparams.get("sentence_transformers") or {})}
     if st["pooling"] not in POOLINGS:
         raise ValueError(f"training embeddings with {st['pooling']!r} pooling is not supported: use a model with "
                          f"{' or '.join(POOLINGS)} pooling")
@@ -96,7 +96,7 @@ def mnrl_backward(cache):  # -> the gradient of each column's embeddings
 
 def embed_forward(params, hp, batch, rng):
     """One column's embeddings [B, E] (encoder, pooling, Normalize if the model has it) and its cache."""
-    trimmed = {key: batch[key][:, :last_real_position(batch["attention_mask"]) + 1]
+    trimmed = {key: batch[key][:, :real_length(batch["attention_mask"])]
                for key in ("input_ids", "segment_ids", "attention_mask")}
     x, encoder = encoder_forward(params, hp, trimmed["input_ids"], trimmed["segment_ids"], trimmed["attention_mask"],
                                  rng)
@@ -111,14 +111,10 @@ def embed_backward(dembeddings, cache, params, hp):  # -> grads of {"embeddings"
     return encoder_backward(pooling_backward(dpooled, pooling), encoder, params, hp)
 
 
-def last_real_position(attention_mask):
-    return int(np.flatnonzero(np.asarray(attention_mask).any(axis=0))[-1])
-
-
 def check(params, hparams, columns, scale, rng):
     """mnrl_loss_and_grads' arguments checked: the settings the pass reads (hp, with hp["st"] the pooling)."""
     hp = {**model_config(params, hparams), **settings(hparams)}
-    hp["st"] = embedding_settings(hp)
+    hp["st"] = training_settings(hp)
     if sorted(params) != ["blocks", "embeddings"]:
         raise ValueError("params must hold the encoder alone ({'embeddings', 'blocks'}): start from "
                          "init_embedding_training(params, hparams)")

@@ -25,7 +25,7 @@ from embedding_training import check as check_mnrl, embed_backward, embed_forwar
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from pipelines import embed
 from runner import per_token, run_model
-from training import IGNORE, TOKENS, add_grads, check, checked_loss_and_grads
+from training import IGNORE, TOKENS, add_grads, check, checked_loss_and_grads, real_length
 
 # batches per length bucket: transformers' LengthGroupedSampler groups 50, which on a 1,600-row training set sorts
 # the whole epoch by length; groups of 8 keep more mixing of lengths across batches (closer to Trainer's default
@@ -74,7 +74,7 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     def run(part):
         results = []
         for rows, weight, shard_rng in part:
-            length = np.flatnonzero(attention_mask[rows].any(axis=0))[-1] + 1  # the shard's own padding only
+            length = real_length(attention_mask[rows])  # the shard's own padding only
             inputs = [a[rows, :length] for a in (input_ids, segment_ids, attention_mask)]
             shard_labels = labels[rows, :length] if kind == TOKENS else labels[rows]
             results.append(checked_loss_and_grads(params, hp, kind, *inputs, shard_labels, shard_rng, weight))

@@ -24,10 +24,10 @@ from sklearn.model_selection import train_test_split
 import cli
 from demo_data import add_data_arguments, bare_pairs_to_flags, check_data_arguments, load_rows
 from demo_training import add_training_arguments, check_training_arguments, run, save, train_and_evaluate
-from embedding_training import embedding_settings, init_embedding_training
+from embedding_training import init_embedding_training, training_settings
 from finetune import train_pairs_epoch
 from model_folder import save_sentence_transformer
-from pipelines import embed
+from pipelines import embed, lowercased
 from runner import token_limit
 from search import semantic_search
 from utils import load_tokenizer_hparams_and_params
@@ -92,9 +92,7 @@ def fine_tune(args, progress=True):
         trained = init_embedding_training(params, hparams)
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
-    settings = embedding_settings(hparams)
-    if settings.get("do_lower_case"):
-        columns = [[text.lower() for text in column] for column in columns]
+    settings = training_settings(hparams)
     max_length = token_limit(hparams, args.max_length)
     last = {}
 
@@ -107,7 +105,8 @@ def fine_tune(args, progress=True):
         return "test MRR@10", last["scores"]["MRR@10"]
 
     print(f"before training: test MRR@10 {evaluate(trained)[1]:.4f}, accuracy@1 {last['scores']['accuracy@1']:.4f}")
-    tokens = [[tokenizer.tokenize(text) for text in column] for column in columns]
+    tokens = [[tokenizer.tokenize(text) for text in (lowercased(column, tokenizer) if settings["do_lower_case"]
+                                                     else column)] for column in columns]
     lengths = pair_lengths(tokens)
     seconds, mrr = train_and_evaluate(args, (tokenizer, trained, hparams), (tokens,), lengths, train, evaluate,
                                       functools.partial(train_pairs_epoch, scale=args.scale), progress)

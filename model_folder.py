@@ -20,7 +20,7 @@ import tokenization
 from bert import config_with_defaults, model_config
 from checkpoint import WEIGHT_FILES, first_file, ordinary_mode, read_weights, write_safetensors
 from convert import distilbert_config, distilbert_state, layer_count, to_params, to_state_dict
-from st_modules import ST_POOLINGS, module_files, read_json, sentence_transformers_settings
+from st_modules import ST_PLAIN, ST_POOLINGS, module_files, read_json, sentence_transformers_settings
 
 VOCAB_FILES = ("vocab.txt", "tokenizer.json")  # in order of preference
 
@@ -234,9 +234,6 @@ ST6_MODULES = {"Transformer": "sentence_transformers.base.modules.transformer.Tr
                "Pooling": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
                "Dense": "sentence_transformers.base.modules.dense.Dense",
                "Normalize": "sentence_transformers.base.modules.normalize.Normalize"}
-# what SentenceTransformer(folder) makes of a plain BERT checkpoint: mean pooling, no Normalize, no prompts
-ST_PLAIN = {"pooling": "mean", "normalize": False, "max_seq_length": None, "do_lower_case": False, "prompts": {},
-            "default_prompt_name": None, "include_prompt": True, "dense": []}
 EMBEDDING = {"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"}
 
 

@@ -69,7 +69,7 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
     empty = np.empty((0, embedding_dimension(params)), np.float32)
 
     def tokens(texts):
-        return [tokenizer.tokenize(text) for text in (_lowercased(texts, tokenizer) if lower else texts)]
+        return [tokenizer.tokenize(text) for text in (lowercased(texts, tokenizer) if lower else texts)]
 
     prompt, n_prompt = embedding_prompt(hparams, prompt_name, prompt, lambda text: len(tokens([text])[0]),
                                         token_limit(hparams, max_length))
@@ -134,7 +134,7 @@ def prompt_text(hparams, prompt_name=None, prompt=None):
     return prompt
 
 
-def _lowercased(texts, tokenizer):
+def lowercased(texts, tokenizer):
     """texts lowercased as sentence-transformers' do_lower_case does it (HF's Lowercase normalizer, which acts
     after the literal special tokens such as [MASK] are cut out, so they stay special)."""
     specials = re.compile("(" + "|".join(map(re.escape, tokenizer.specials)) + ")")

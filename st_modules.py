@@ -22,6 +22,9 @@ ST_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tok
                           "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
                           "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 ST_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")  # the module types numpy-bert runs, in this order
+# what SentenceTransformer(folder) makes of a plain BERT checkpoint: mean pooling, no Normalize, no prompts
+ST_PLAIN = {"pooling": "mean", "normalize": False, "max_seq_length": None, "do_lower_case": False, "prompts": {},
+            "default_prompt_name": None, "include_prompt": True, "dense": []}
 NO_LIMIT = 10 ** 20  # transformers writes model_max_length = 1e30 for "no limit"
 # a Dense module's activation_function (torch's class) -> the function dense_modules applies (Tanh: the default)
 ACTIVATIONS = {"torch.nn.modules.activation.Tanh": np.tanh, "torch.nn.modules.linear.Identity": lambda x: x,

@@ -74,6 +74,11 @@ def writable_copy(tree):
     return np.array(tree, dtype=np.float32, order="C")
 
 
+def real_length(attention_mask):
+    """The batch's length without its trailing padding: one past the last position any row attends to."""
+    return int(np.flatnonzero(np.asarray(attention_mask).any(axis=0))[-1]) + 1
+
+
 def add_grads(total, grads, input_ids):
     """total += grads, array by array, in place: the gradients of another shard of a batch, whose tokens are
     input_ids (only their rows of the word embeddings can be non-zero, so only those are added)."""

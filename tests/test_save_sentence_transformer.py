@@ -11,6 +11,7 @@ import pytest
 
 import model_folder
 import pipelines
+import st_modules
 import task_models as tm
 from conftest import GOLDEN_DIR, minilm_dir
 from optim import leaves
@@ -65,7 +66,7 @@ def test_the_saved_folder_embeds_as_sentence_transformers_does(name, golden, mod
         np.testing.assert_array_equal(a, b, err_msg=path)
     assert loaded_tokenizer.vocab == tokenizer.vocab and loaded_tokenizer.do_lower_case == tokenizer.do_lower_case
     # the folder's settings survive; a plain BERT gets what SentenceTransformer makes of one (the golden's check)
-    expected = hparams.get("sentence_transformers", {**model_folder.ST_PLAIN, "max_seq_length": 64})
+    expected = hparams.get("sentence_transformers", {**st_modules.ST_PLAIN, "max_seq_length": 64})
     assert loaded_hparams["sentence_transformers"] == expected
     if name == "minilm":  # the noise shows: the golden is not the original MiniLM's
         tokenizer, hparams, params = model_folder.load_model_folder(minilm_dir())
