@@ -11,6 +11,7 @@ from finetune import BUCKET, schedule, train_epoch, training_batches
 from model_folder import save_pretrained
 from optim import adamw_init
 from runner import token_limit
+from utils import load_tokenizer_hparams_and_params
 
 
 def add_training_arguments(parser):
@@ -44,6 +45,21 @@ def check_training_arguments(args):
     if args.save_dir and os.path.exists(args.save_dir) and not (os.path.isdir(args.save_dir)
                                                                 and not os.listdir(args.save_dir)):
         sys.exit(f"error: save_dir {args.save_dir} already exists and is not an empty folder: choose a new name")
+
+
+def load_model(args, init):
+    """(tokenizer, hparams, the checkpoint's params, init(params, hparams)): the model of --model_name made
+    ready to train; one that cannot be loaded or trained exits with one error line."""
+    try:
+        tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
+        return tokenizer, hparams, params, init(params, hparams)
+    except (ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+
+
+def with_label_names(hparams, names):
+    """hparams with the classes' names as id2label and label2id (what save_pretrained writes)."""
+    return dict(hparams, id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)})
 
 
 def epoch_batches(lengths, train, args):

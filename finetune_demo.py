@@ -19,11 +19,11 @@ from sklearn.metrics import classification_report
 import cli
 from demo_data import (add_data_arguments, bare_pairs_to_flags, check_data_arguments, class_names, load_rows,
                        split_indices)
-from demo_training import add_training_arguments, check_training_arguments, run, save, train_and_evaluate
+from demo_training import (add_training_arguments, check_training_arguments, load_model, run, save, train_and_evaluate,
+                           with_label_names)
 from finetune import predict
 from runner import token_limit
 from training import init_classifier
-from utils import load_tokenizer_hparams_and_params
 
 
 def parse_args(argv):
@@ -52,16 +52,12 @@ def fine_tune(args, progress=True):
     """Train, print each epoch's test accuracy and the report, save; returns each epoch's training seconds
     and test accuracy."""
     texts, labels, names, train, test = load_data(args)
-    try:
-        tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
-        pooler = "pooler" in params
-        params = init_classifier(params, hparams, len(names), seed=args.seed)
-    except (ValueError, OSError) as err:
-        sys.exit(f"error: {err}")
-    if not pooler:
+    tokenizer, hparams, checkpoint, params = load_model(
+        args, lambda params, hparams: init_classifier(params, hparams, len(names), seed=args.seed))
+    if "pooler" not in checkpoint:
         print("note: this checkpoint has no pooler: a new one is trained from scratch, as transformers does",
               file=sys.stderr)
-    hparams = dict(hparams, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    hparams = with_label_names(hparams, names)
     test_texts, last = [texts[i] for i in test], {}
 
     def evaluate(params):  # the test rows' predicted classes, kept for the report

@@ -23,14 +23,13 @@ from sklearn.model_selection import train_test_split
 
 import cli
 from demo_data import add_data_arguments, bare_pairs_to_flags, check_data_arguments, load_rows
-from demo_training import add_training_arguments, check_training_arguments, run, save, train_and_evaluate
+from demo_training import add_training_arguments, check_training_arguments, load_model, run, save, train_and_evaluate
 from embedding_training import init_embedding_training, training_settings
 from finetune import train_pairs_epoch
 from model_folder import save_sentence_transformer
 from pipelines import embed, lowercased
 from runner import token_limit
 from search import semantic_search
-from utils import load_tokenizer_hparams_and_params
 
 COLUMNS = (("anchor_column", "query", "anchors (e.g. questions)"),
            ("positive_column", "answer", "positives (e.g. the answers)"))
@@ -87,11 +86,7 @@ def fine_tune(args, progress=True):
     """Train, print the test retrieval scores before training and after each epoch, save; returns each epoch's
     training seconds and test MRR@10."""
     columns, train, test = load_data(args)
-    try:
-        tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
-        trained = init_embedding_training(params, hparams)
-    except (ValueError, OSError) as err:
-        sys.exit(f"error: {err}")
+    tokenizer, hparams, params, trained = load_model(args, init_embedding_training)
     settings = training_settings(hparams)
     max_length = token_limit(hparams, args.max_length)
     last = {}

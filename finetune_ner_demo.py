@@ -26,11 +26,11 @@ import cli
 import data
 import ner_metrics
 from demo_data import add_data_arguments, bare_pairs_to_flags, check_data_arguments
-from demo_training import add_training_arguments, check_training_arguments, run, save, train_and_evaluate
+from demo_training import (add_training_arguments, check_training_arguments, load_model, run, save, train_and_evaluate,
+                           with_label_names)
 from finetune import predict_tokens, token_labels
 from runner import token_limit
 from training import IGNORE, init_token_classifier
-from utils import load_tokenizer_hparams_and_params
 
 COLUMNS = (("words_column", "tokens", "word lists"), ("tags_column", "ner_tags", "tag lists"))
 
@@ -94,12 +94,9 @@ def fine_tune(args, progress=True):
     and F1. A type never predicted (or never true) scores 0 in the report, without seqeval's warning."""
     warnings.simplefilter("ignore", ner_metrics.UndefinedMetricWarning)
     words, tag_ids, names, train, test = load_data(args)
-    try:
-        tokenizer, hparams, params = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
-        params = init_token_classifier(params, hparams, len(names), seed=args.seed)
-    except (ValueError, OSError) as err:
-        sys.exit(f"error: {err}")
-    hparams = dict(hparams, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    tokenizer, hparams, _, params = load_model(
+        args, lambda params, hparams: init_token_classifier(params, hparams, len(names), seed=args.seed))
+    hparams = with_label_names(hparams, names)
     tokens, labels = zip(*[token_labels(tokenizer, w, t) for w, t in zip(words, tag_ids)])
     last = {}
 
