@@ -15,7 +15,8 @@ import numpy as np
 
 from bert import model_config
 from st_modules import ST_PLAIN
-from training import add_grads, encoder_backward, encoder_forward, real_length, settings, writable_copy
+from training import (add_grads, check_rng, encoder_backward, encoder_forward, real_length, settings,
+                      writable_copy)
 
 POOLINGS = ("mean", "cls")  # the poolings trained here (sentence-transformers' Pooling modes of the same names)
 
@@ -125,8 +126,7 @@ def check(params, hparams, columns, scale, rng):
         raise ValueError(f"every column must have the same number of rows (one per anchor), got {sorted(rows)}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ValueError(f"scale must be a positive number, got {scale!r}")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator (or None for no dropout), got {type(rng).__name__}")
+    check_rng(rng)
     return hp
 
 

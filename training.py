@@ -138,6 +138,11 @@ def check_labels(labels, kind, batch, num_labels, dtype):
     return labels
 
 
+def check_rng(rng):
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator (or None for no dropout), got {type(rng).__name__}")
+
+
 def check_token_labels(labels, shape, num_labels):
     """A token classifier's labels [B, L] (input_ids' shape), each a class id or IGNORE, at least one not."""
     labels = np.asarray(labels)
@@ -288,8 +293,7 @@ def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
     if "classifier" not in params:
         raise ValueError("params has no classifier: start from init_classifier(params, hparams, num_labels) or "
                          "init_token_classifier(params, hparams, num_labels)")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator (or None for no dropout), got {type(rng).__name__}")
+    check_rng(rng)
     input_ids, segment_ids, attention_mask, _ = check_inputs(input_ids, segment_ids, attention_mask, hp)
     num_labels = params["classifier"]["w"].shape[1]
     if "pooler" not in params:
