@@ -212,7 +212,7 @@ def embeddings_backward(dx, input_ids, segment_ids, p, pad_token_id):
     return {"word": word, "position": position, "token_type": token_type}
 
 
-# --- Losses, as HF's BertForSequenceClassification picks them; each returns a float and the cache ----------
+# --- Losses, as HF's models compute them; each returns a float and the cache ---------------------------------
 
 def cross_entropy_forward(logits, labels):  # logits [B, C], labels ints [B]: mean -log softmax(logits)[label]
     shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -249,6 +249,21 @@ def bce_with_logits_backward(cache):
     return (sigmoid - labels) * scalar(1 / logits.size, logits)
 
 
+def span_forward(logits, positions):  # logits [B, L, 2], positions ints [B, 2]: the answers' start and end tokens
+    """BertForQuestionAnswering's loss: (cross-entropy of the start positions + that of the end positions) / 2,
+    each over the L tokens of every input."""
+    caches = [cross_entropy_forward(logits[..., k], positions[:, k]) for k in (0, 1)]
+    return (caches[0][0] + caches[1][0]) / 2, (caches[0][1], caches[1][1])
+
+
+def span_backward(cache):
+    dlogits = np.stack([cross_entropy_backward(c) for c in cache], axis=-1)  # [B, L, 2]
+    dlogits *= scalar(0.5, dlogits)
+    return dlogits
+
+
+SPANS = "question_answering"  # the loss's name for a question-answering model (params with a "qa" head)
 LOSSES = {"single_label_classification": (cross_entropy_forward, cross_entropy_backward),
           "regression": (mse_forward, mse_backward),
-          "multi_label_classification": (bce_with_logits_forward, bce_with_logits_backward)}
+          "multi_label_classification": (bce_with_logits_forward, bce_with_logits_backward),
+          SPANS: (span_forward, span_backward)}

@@ -211,20 +211,26 @@ def _shapes(params, h):
 
 def save_pretrained(folder, tokenizer, params, hparams):
     """Write a sequence classifier (params with "pooler" and "classifier", as training.init_classifier makes
-    them) or a token classifier (params with "classifier" and no "pooler", as training.init_token_classifier
-    makes them) as a model folder that transformers' BertForSequenceClassification (BertForTokenClassification)
-    .from_pretrained and load_model_folder both load: model.safetensors (HF names, no MLM/NSP/other heads),
-    config.json (hparams with that architecture, num_labels, and id2label / label2id from hparams["id2label"]
-    or LABEL_0, LABEL_1, ...), vocab.txt and tokenizer_config.json. The folder is written
+    them), a token classifier (params with "classifier" and no "pooler", as training.init_token_classifier
+    makes them) or a question-answering model (params with "qa" and no "classifier", as
+    training.init_question_answering makes them) as a model folder that transformers'
+    BertForSequenceClassification (BertForTokenClassification, BertForQuestionAnswering) .from_pretrained and
+    load_model_folder both load: model.safetensors (HF names, no MLM/NSP/other heads), config.json (hparams
+    with that architecture, num_labels, and id2label / label2id from hparams["id2label"] or LABEL_0, LABEL_1,
+    ...), vocab.txt and tokenizer_config.json. The folder is written
     under a temporary name beside it and renamed when complete, so an interrupted save leaves nothing; an
     existing folder must be empty (it is never overwritten)."""
     folder = _savable(folder, params, hparams, "save_pretrained")
-    if "classifier" not in params:
-        raise ValueError("params has no classifier: save_pretrained writes a sequence or token classifier (start "
-                         "from training.init_classifier or training.init_token_classifier)")
-    trained = [key for key in ("embeddings", "blocks", "pooler", "classifier") if key in params]
-    architecture = "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification"
-    config = classifier_config(hparams, params["classifier"]["w"].shape[1], architecture)
+    head = "classifier" if "classifier" in params else "qa"
+    if head not in params:
+        raise ValueError("params has no classifier or question-answering head: save_pretrained writes a sequence "
+                         "or token classifier or a question-answering model (start from training.init_classifier, "
+                         "training.init_token_classifier or training.init_question_answering)")
+    kept = ("embeddings", "blocks", "pooler", head) if head == "classifier" else ("embeddings", "blocks", head)
+    trained = [key for key in kept if key in params]  # BertForQuestionAnswering has no pooler
+    architecture = ("BertForQuestionAnswering" if head == "qa" else
+                    "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification")
+    config = classifier_config(hparams, params[head]["w"].shape[1], architecture)
     state = to_state_dict({key: params[key] for key in trained})
     write_folder(folder, lambda tmp: write_bert_files(tmp, tokenizer, state, config, config["max_position_embeddings"]))
 
@@ -354,8 +360,8 @@ def write_bert_files(folder, tokenizer, state, config, model_max_length):
 
 
 def classifier_config(hparams, num_labels, architecture):
-    """config.json of a classifier (architecture: BertForSequenceClassification, BertForTokenClassification)
-    with num_labels labels."""
+    """config.json of a model with a head of num_labels outputs (architecture: BertForSequenceClassification,
+    BertForTokenClassification or BertForQuestionAnswering, whose head's two are the start and end logits)."""
     id2label = hparams.get("id2label")
     if not isinstance(id2label, dict) or sorted(int(i) for i in id2label) != list(range(num_labels)):
         id2label = {i: f"LABEL_{i}" for i in range(num_labels)}

@@ -1,7 +1,7 @@
 """Training a classifier, of sequences (BertForSequenceClassification) or of tokens
-(BertForTokenClassification, e.g. NER): a params tree ready to train (init_classifier,
-init_token_classifier), the model's training forward that keeps its intermediates, its backward, and
-loss_and_grads.
+(BertForTokenClassification, e.g. NER), or an extractive question-answering model (BertForQuestionAnswering):
+a params tree ready to train (init_classifier, init_token_classifier, init_question_answering), the model's
+training forward that keeps its intermediates, its backward, and loss_and_grads.
 
     params = init_classifier(params, hparams, num_labels=2, seed=0)
     loss, grads = loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
@@ -13,18 +13,19 @@ hidden_dropout_prob when it is unset — before the classifier). A sequence clas
 [CLS] vector of the last layer, so that layer computes its queries, feed-forward and layer norms for [CLS]
 alone (its keys and values for every token): the other positions' outputs would get zero gradient. The loss is
 the one HF picks (LOSSES in layers.py); a token classifier's is the cross-entropy over the tokens whose label
-is not IGNORE, and its classifier runs on those tokens alone.
+is not IGNORE, and its classifier runs on those tokens alone; a question-answering model's is the mean of the
+cross-entropies of the answers' start and end positions over each input's tokens (padding included, as in HF).
 """
 import numpy as np
 
 from bert import check_inputs, model_config
-from layers import (ACTIVATIONS, LOSSES, activation_backward, attention_backward, attention_forward,
+from layers import (ACTIVATIONS, LOSSES, SPANS, activation_backward, attention_backward, attention_forward,
                     dense_backward, dense_forward, dropout_backward, dropout_forward, embeddings_backward,
                     embeddings_forward, layer_norm_backward, layer_norm_forward, tanh_backward, tanh_forward)
 from optim import leaves
 
 ROWS_PER_BLOCK = 32  # as bert.feed_forward: a block of 32 rows x intermediate_size stays in L2 cache
-TRAINED = ("embeddings", "blocks", "pooler", "classifier")  # what a classifier trains; other heads are left out
+TRAINED = ("embeddings", "blocks", "pooler", "classifier", "qa")  # what is trained; other heads are left out
 DROPOUT_DEFAULTS = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}  # HF's BertConfig
 TOKENS = "token_classification"  # the loss's name for a token classifier (params without a pooler)
 IGNORE = -100  # a token label the loss skips, as torch's CrossEntropyLoss(ignore_index=-100) in HF's models
@@ -35,7 +36,7 @@ def init_classifier(params, hparams, num_labels, seed=0):
     params["classifier"]: w ~ normal(0, initializer_range) (H, num_labels), b = 0, as HF initializes it.
     A checkpoint without a pooler gets a new one, initialized the same way (BertForSequenceClassification
     always has one). The MLM, NSP and other heads are left out."""
-    return new_classifier(params, hparams, num_labels, seed, TRAINED)
+    return new_classifier(params, hparams, num_labels, seed, ("embeddings", "blocks", "pooler", "classifier"))
 
 
 def init_token_classifier(params, hparams, num_labels, seed=0):
@@ -45,7 +46,14 @@ def init_token_classifier(params, hparams, num_labels, seed=0):
     return new_classifier(params, hparams, num_labels, seed, ("embeddings", "blocks", "classifier"))
 
 
-def new_classifier(params, hparams, num_labels, seed, parts):
+def init_question_answering(params, hparams, seed=0):
+    """As init_token_classifier, for BertForQuestionAnswering: the encoder copied and a new params["qa"], a
+    dense layer (H, 2) giving every token's start and end logits; no pooler and no dropout before the head (HF's
+    model has neither)."""
+    return new_classifier(params, hparams, 2, seed, ("embeddings", "blocks", "qa"))
+
+
+def new_classifier(params, hparams, num_labels, seed, parts):  # parts: what is kept, then the new head's name
     hparams = model_config(params, hparams)
     if hparams.get("model_type", "bert") != "bert":
         raise ValueError(f"fine-tuning trains BERT checkpoints, not {hparams['model_type']} ones")
@@ -61,7 +69,7 @@ def new_classifier(params, hparams, num_labels, seed, parts):
     new = writable_copy({key: params[key] for key in parts[:-1] if key in params})
     if "pooler" in parts and "pooler" not in new:
         new["pooler"] = new_dense(H)
-    new["classifier"] = new_dense(num_labels)
+    new[parts[-1]] = new_dense(num_labels)
     return new
 
 
@@ -105,8 +113,9 @@ def problem_type(hparams, num_labels, labels):
     """HF's rule: the config's problem_type, else regression for one label, single-label classification for
     integer labels, multi-label classification otherwise."""
     if hparams["problem_type"] is not None:
-        if hparams["problem_type"] not in LOSSES:
-            raise ValueError(f"problem_type {hparams['problem_type']!r} is not one of {', '.join(LOSSES)}")
+        kinds = [kind for kind in LOSSES if kind != SPANS]
+        if hparams["problem_type"] not in kinds:
+            raise ValueError(f"problem_type {hparams['problem_type']!r} is not one of {', '.join(kinds)}")
         return hparams["problem_type"]
     if num_labels == 1:
         return "regression"
@@ -157,6 +166,24 @@ def check_token_labels(labels, shape, num_labels):
     if (labels == IGNORE).all():
         raise ValueError("no token has a label (all are IGNORE, -100): the loss would be undefined")
     return labels
+
+
+def check_positions(positions, attention_mask):
+    """A question-answering model's labels [B, 2]: each row's answer start and end token positions, each one of
+    the row's tokens (attention_mask 1). HF would clamp a position past the input and leave it out of the loss;
+    here it is an error (run_qa's features never have one: [CLS], 0, stands for no answer)."""
+    positions = np.asarray(positions)
+    B, L = attention_mask.shape
+    if positions.dtype.kind not in "iu" or positions.shape != (B, 2):
+        raise ValueError(f"a question-answering model's labels must be integer (start, end) token positions, shape "
+                         f"({B}, 2), got dtype {positions.dtype} and shape {positions.shape}")
+    inside = (positions >= 0) & (positions < L)
+    inside[inside] = attention_mask[np.nonzero(inside)[0], positions[inside]] != 0
+    if not inside.all():
+        row, k = np.argwhere(~inside)[0]
+        raise ValueError(f"row {row}'s answer {('start', 'end')[k]} position {positions[row, k]} is not one of its "
+                         f"tokens: positions count from [CLS] (0) to the row's last token")
+    return positions
 
 
 # --- The model's training forward and backward ---------------------------------------------------------------
@@ -240,11 +267,11 @@ def encoder_backward(dx, cache, params, hp):  # dx [B, Lq, H] -> the gradients o
             "blocks": block_grads[::-1]}
 
 
-def sequence_head_forward(x, params, hp, rng):  # x [B, 1, H]: [CLS] -> logits [B, num_labels]
+def sequence_head_forward(x, labels, params, hp, rng):  # x [B, 1, H]: [CLS] -> logits [B, num_labels]
     cls = x[:, 0]
     pooled, pooler = tanh_forward(dense_forward(cls, params["pooler"]))
     pooled_dropped, drop_pooled = dropout_forward(pooled, hp["classifier_dropout"], rng)
-    return dense_forward(pooled_dropped, params["classifier"]), (cls, pooler, pooled_dropped, drop_pooled)
+    return dense_forward(pooled_dropped, params["classifier"]), labels, (cls, pooler, pooled_dropped, drop_pooled)
 
 
 def sequence_head_backward(dlogits, cache, params):  # -> dx [B, 1, H], the pooler's and classifier's gradients
@@ -256,12 +283,14 @@ def sequence_head_backward(dlogits, cache, params):  # -> dx [B, 1, H], the pool
     return dcls[:, None, :], grads
 
 
-def token_head_forward(x, labelled, params, hp, rng):  # x [B, L, H] -> logits [N, num_labels] of N labelled tokens
-    """The classifier on the tokens at the flat positions labelled (indices into B * L) alone: the others'
-    logits would get zero gradient."""
+def token_head_forward(x, labels, params, hp, rng):  # x [B, L, H] -> logits [N, num_labels], labels [N]
+    """The classifier on the N labelled tokens alone (labels not IGNORE): the others' logits would get zero
+    gradient."""
+    labelled = np.flatnonzero(labels.reshape(-1) != IGNORE)  # flat positions in B * L
     h = x.reshape(-1, x.shape[-1])[labelled]
     h_dropped, drop = dropout_forward(h, hp["classifier_dropout"], rng)
-    return dense_forward(h_dropped, params["classifier"]), (x.shape, labelled, h_dropped, drop)
+    return (dense_forward(h_dropped, params["classifier"]), labels.reshape(-1)[labelled],
+            (x.shape, labelled, h_dropped, drop))
 
 
 def token_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where unlabelled), the classifier's
@@ -272,16 +301,34 @@ def token_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where 
     return dx.reshape(shape), {"classifier": g}
 
 
+def span_head_forward(x, positions, params, hp, rng):  # x [B, L, H] -> logits [B, L, 2]: start, end
+    x2 = x.reshape(-1, x.shape[-1])
+    return dense_forward(x2, params["qa"]).reshape(*x.shape[:2], 2), positions, x2
+
+
+def span_head_backward(dlogits, x2, params):  # -> dx [B, L, H], the qa head's gradients
+    dx, g = dense_backward(dlogits.reshape(-1, 2), x2, params["qa"])
+    return dx.reshape(*dlogits.shape[:2], -1), {"qa": g}
+
+
+# each kind of model's head (forward, backward) and loss; a sequence classifier's loss is its problem type
+HEADS = {TOKENS: (token_head_forward, token_head_backward, "single_label_classification"),
+         SPANS: (span_head_forward, span_head_backward, SPANS)}
+
+
 def loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng=None):
-    """The loss HF's BertForSequenceClassification or BertForTokenClassification computes (a float) and its
-    gradient for every array of params (the same nested layout). input_ids, segment_ids, attention_mask: ints
-    [B, L] as bert.bert takes them (segment_ids / attention_mask None: all 0 / all 1). labels, for a sequence
-    classifier (params with a pooler): class ids [B] (cross-entropy), floats [B] or [B, 1] for one label (mean
-    squared error), floats [B, num_labels] in [0, 1] for multi-label classification (binary cross-entropy);
-    hparams["problem_type"], when set, chooses as in HF. For a token classifier (params without a pooler, as
-    init_token_classifier makes them): class ids [B, L], IGNORE (-100) where a token has no label ([CLS],
-    [SEP], padding, a word's pieces after its first); the loss is the mean cross-entropy over the labelled
-    tokens. rng: a numpy Generator for dropout (training mode); None: no dropout (deterministic)."""
+    """The loss HF's BertForSequenceClassification, BertForTokenClassification or BertForQuestionAnswering
+    computes (a float) and its gradient for every array of params (the same nested layout). input_ids,
+    segment_ids, attention_mask: ints [B, L] as bert.bert takes them (segment_ids / attention_mask None: all 0 /
+    all 1). labels, for a sequence classifier (params with a pooler and a classifier): class ids [B]
+    (cross-entropy), floats [B] or [B, 1] for one label (mean squared error), floats [B, num_labels] in [0, 1]
+    for multi-label classification (binary cross-entropy); hparams["problem_type"], when set, chooses as in HF.
+    For a token classifier (a classifier and no pooler, as init_token_classifier makes them): class ids [B, L],
+    IGNORE (-100) where a token has no label ([CLS], [SEP], padding, a word's pieces after its first); the loss
+    is the mean cross-entropy over the labelled tokens. For a question-answering model (a "qa" head, as
+    init_question_answering makes it): each row's answer (start, end) token positions [B, 2], [CLS]'s (0, 0) for
+    no answer; the loss is the mean of the start and end positions' cross-entropies. rng: a numpy Generator for
+    dropout (training mode); None: no dropout (deterministic)."""
     return checked_loss_and_grads(params, *check(params, hparams, input_ids, segment_ids, attention_mask, labels,
                                                  rng))
 
@@ -290,11 +337,14 @@ def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
     """loss_and_grads' arguments checked and completed: (hp, kind, input_ids, segment_ids, attention_mask,
     labels, rng), hp being hparams with every setting the training pass reads, kind the loss's name."""
     hp = {**model_config(params, hparams), **settings(hparams)}
-    if "classifier" not in params:
-        raise ValueError("params has no classifier: start from init_classifier(params, hparams, num_labels) or "
-                         "init_token_classifier(params, hparams, num_labels)")
+    if "classifier" not in params and "qa" not in params:
+        raise ValueError("params has no classifier or question-answering head: start from init_classifier(params, "
+                         "hparams, num_labels), init_token_classifier(params, hparams, num_labels) or "
+                         "init_question_answering(params, hparams)")
     check_rng(rng)
     input_ids, segment_ids, attention_mask, _ = check_inputs(input_ids, segment_ids, attention_mask, hp)
+    if "classifier" not in params:
+        return hp, SPANS, input_ids, segment_ids, attention_mask, check_positions(labels, attention_mask), rng
     num_labels = params["classifier"]["w"].shape[1]
     if "pooler" not in params:
         return hp, TOKENS, input_ids, segment_ids, attention_mask, check_token_labels(
@@ -307,19 +357,15 @@ def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
 def checked_loss_and_grads(params, hp, kind, input_ids, segment_ids, attention_mask, labels, rng, weight=1.0):
     """loss_and_grads on what check returns, the loss and the gradients multiplied by weight (a shard of a
     batch weighs its share of the rows, or of the labelled tokens)."""
-    tokens = kind == TOKENS
-    x, cache = encoder_forward(params, hp, input_ids, segment_ids, attention_mask, rng, None if tokens else 1)
-    if tokens:
-        labelled = np.flatnonzero(labels.reshape(-1) != IGNORE)
-        logits, head = token_head_forward(x, labelled, params, hp, rng)
-        labels, kind = labels.reshape(-1)[labelled], "single_label_classification"
-    else:
-        logits, head = sequence_head_forward(x, params, hp, rng)
-    loss_forward, loss_backward = LOSSES[kind]
+    head_forward, head_backward, loss_kind = HEADS.get(kind, (sequence_head_forward, sequence_head_backward, kind))
+    x, cache = encoder_forward(params, hp, input_ids, segment_ids, attention_mask, rng,
+                               1 if head_forward is sequence_head_forward else None)  # [CLS] alone is enough
+    logits, labels, head = head_forward(x, labels, params, hp, rng)
+    loss_forward, loss_backward = LOSSES[loss_kind]
     loss, loss_cache = loss_forward(logits, labels)
     dlogits = loss_backward(loss_cache)
     if weight != 1:
         dlogits *= dlogits.dtype.type(weight)
-    dx, grads = (token_head_backward if tokens else sequence_head_backward)(dlogits, head, params)
+    dx, grads = head_backward(dlogits, head, params)
     grads.update(encoder_backward(dx, cache, params, hp))
     return loss * weight, {key: grads[key] for key in TRAINED if key in grads}

@@ -3,17 +3,19 @@ numpy-bert against torch on whole tensors (what the stored file can only sample)
 
 Needs torch==2.13.0 and transformers (never needed to run the tests). Writes tests/golden/train.npz:
   grad/<case>/...       torch's loss and every gradient of the random-weight classifiers of train_cases.py
-                        (sequence classifiers, and the token classifiers of TOKEN_CASES)
+                        (sequence classifiers, the token classifiers of TOKEN_CASES and the question-answering
+                        models of QA_CASES)
   minilm/...            the real all-MiniLM-L6-v2 with a seeded head: torch's loss and, per tensor, max |grad|,
                         its L2 norm, seeded sample entries and seeded random projections
   minilm_tokens/...     the same model as a token classifier on words with seeded labels: the token labels
                         as transformers' examples align them (word_ids), torch's loss and the gradients' summary
+  minilm_qa/...         the same model as a question-answering model (seeded head) on question/sentence pairs
   mnrl/<case>/...       sentence-transformers' MultipleNegativesRankingLoss: the loss and the encoder's gradients
                         (MiniLM summarized as above, the tiny model whole)
   steps/<case>/...      10 AdamW steps with the linear schedule and clipping: the loss at every step and the
                         final weights (whole for the random classifier, sampled for MiniLM)
   adamw/...             the weights after adamw_step's settings in train_cases.ADAMW, from seeded gradients
-It also saves classifiers (of sequences and of tokens) with model_folder.save_pretrained and loads them with
+It also saves classifiers (of sequences and of tokens) and question-answering models with model_folder.save_pretrained and loads them with
 transformers (goal 4).
 
 Run from the repository root:  python tests/make_golden_train.py
@@ -23,29 +25,36 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, BertForTokenClassification,
-                          Trainer, get_linear_schedule_with_warmup)
+from transformers import (AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification,
+                          BertForTokenClassification, Trainer, get_linear_schedule_with_warmup)
 
 from conftest import GOLDEN_DIR, minilm_dir  # first: puts the repository on sys.path
 import train_cases as tc  # noqa: E402 (after conftest)
-from bert import bert, classifier_head, token_classifier_head
+from bert import bert, classifier_head, qa_head, token_classifier_head
 from convert import to_params, to_state_dict
 from model_folder import load_model_folder, save_pretrained
 from optim import adamw_init, adamw_step, leaves
 from embedding_training import init_embedding_training, mnrl_loss_and_grads
 from finetune import batch_labels, token_labels
-from training import IGNORE, init_classifier, init_token_classifier, loss_and_grads
+from training import IGNORE, init_classifier, init_question_answering, init_token_classifier, loss_and_grads
 
 torch.set_num_threads(2)
 OUT = {}
 
 
+def model_class(params):
+    """transformers' model of params' kind: BertForSequenceClassification, BertForTokenClassification (a
+    classifier without a pooler) or BertForQuestionAnswering (a "qa" head)."""
+    if "qa" in params:
+        return BertForQuestionAnswering
+    return BertForSequenceClassification if "pooler" in params else BertForTokenClassification
+
+
 def torch_model(hparams, params):
-    """BertForSequenceClassification (BertForTokenClassification when params has no pooler) holding exactly
-    params, in eval mode (no dropout)."""
-    config = BertConfig(**{k: v for k, v in hparams.items() if k != "num_labels"},
-                        num_labels=params["classifier"]["w"].shape[1])
-    model = (BertForSequenceClassification if "pooler" in params else BertForTokenClassification)(config).eval()
+    """The model of params' kind (model_class) holding exactly params, in eval mode (no dropout)."""
+    head = params["qa" if "qa" in params else "classifier"]
+    config = BertConfig(**{k: v for k, v in hparams.items() if k != "num_labels"}, num_labels=head["w"].shape[1])
+    model = model_class(params)(config).eval()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in to_state_dict(params).items()}, strict=True)
     return model
 
@@ -59,18 +68,27 @@ def as_params(named, n_layers):
 def torch_loss_and_grads(model, inputs):
     input_ids, segment_ids, attention_mask, labels = inputs
     model.zero_grad()
+    targets = ({"start_positions": torch.from_numpy(labels[:, 0]), "end_positions": torch.from_numpy(labels[:, 1])}
+               if isinstance(model, BertForQuestionAnswering) else {"labels": torch.from_numpy(labels)})
     out = model(input_ids=torch.from_numpy(input_ids), token_type_ids=torch.from_numpy(segment_ids),
-                attention_mask=torch.from_numpy(attention_mask), labels=torch.from_numpy(labels))
+                attention_mask=torch.from_numpy(attention_mask), **targets)
     out.loss.backward()
     grads = as_params({n: p.grad for n, p in model.named_parameters()}, model.config.num_hidden_layers)
     return out.loss.item(), grads
 
 
 def compare(label, ours, torchs):
-    """Print and return the worst max |ours - torch| / max |torch| over the tensors."""
+    """Print and return the worst max |ours - torch| / max |torch| over the tensors, but for those that are zero
+    but for rounding (train_cases.zero_gradients), whose largest entries are printed instead."""
+    zeros = tc.zero_gradients(ours)
+    pairs = [(path, a, b) for (path, a), (_, b) in zip(leaves(ours), torchs)]
     worst = max((float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)), path)
-                for (path, a), (_, b) in zip(leaves(ours), torchs))
+                for path, a, b in pairs if path not in zeros)
     print(f"  {label}: worst tensor max|ours - torch| / max|torch| = {worst[0]:.2e} ({worst[1]})")
+    for path, a, b in pairs:
+        if path in zeros:
+            print(f"    {path}, zero but for rounding: max |ours| {np.abs(a).max():.1e}, max |torch| "
+                  f"{np.abs(b).max():.1e}")
     return worst[0]
 
 
@@ -92,7 +110,7 @@ def flat(arrays):
 
 def random_gradients():
     print("gradients, random-weight classifiers (dropout off):")
-    for name in [*tc.CASES, *tc.TOKEN_CASES]:
+    for name in [*tc.CASES, *tc.TOKEN_CASES, *tc.QA_CASES]:
         hparams, params = tc.classifier(name)
         inputs = tc.batch(name)
         loss, grads = torch_loss_and_grads(torch_model(hparams, params), inputs)
@@ -155,6 +173,24 @@ def minilm_token_gradients():
           f"{loss:.6f}, "
           f"ours - torch {our_loss - loss:+.1e}")
     compare("MiniLM tokens", ours, grads)
+
+
+def minilm_qa_gradients():
+    print("gradients, all-MiniLM-L6-v2 as a question-answering model with a seeded head (dropout off):")
+    tokenizer, hparams, params = load_model_folder(minilm_dir())
+    params = init_question_answering(params, hparams, seed=tc.HEAD_SEED)
+    inputs = tc.minilm_qa_batch(tokenizer)
+    hf_tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    enc = hf_tokenizer([tc.MINILM_QUESTION] * len(tc.MINILM_SENTENCES), tc.MINILM_SENTENCES, padding=True,
+                       return_tensors="np")
+    assert all((ours == enc[key]).all() for ours, key in zip(inputs, ("input_ids", "token_type_ids",
+                                                                     "attention_mask")))
+    loss, grads = torch_loss_and_grads(torch_model(hparams, params), inputs)
+    OUT["minilm_qa/loss"] = np.float64(loss)
+    summarize("minilm_qa/grad", grads)
+    our_loss, ours = loss_and_grads(params, hparams, *inputs)
+    print(f"  loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
+    compare("MiniLM question answering", ours, grads)
 
 
 def mnrl_gradients():
@@ -281,25 +317,31 @@ def round_trip():
                   init_token_classifier(params, hparams, 5, seed=2)))
     cases.append(("tests/golden/tiny-gelu + 4-label token head", tiny_tokenizer, tiny_hparams,
                   init_token_classifier(tiny, tiny_hparams, 4, seed=3)))
+    cases.append(("MiniLM + seeded question-answering head", tokenizer, hparams,
+                  init_question_answering(params, hparams, seed=4)))
+    cases.append(("tests/golden/tiny-gelu + question-answering head", tiny_tokenizer, tiny_hparams,
+                  init_question_answering(tiny, tiny_hparams, seed=5)))
     for label, tok, hp, p in cases:
         with tempfile.TemporaryDirectory() as tmp:
             folder = os.path.join(tmp, "saved")
             save_pretrained(folder, tok, p, hp)
             tokens = "pooler" not in p
-            model_class = BertForTokenClassification if tokens else BertForSequenceClassification
-            model, info = model_class.from_pretrained(folder, output_loading_info=True)
+            model, info = model_class(p).from_pretrained(folder, output_loading_info=True)
             hf_tok = AutoTokenizer.from_pretrained(folder)
             enc = hf_tok(tc.MINILM_SENTENCES, padding=True, return_tensors="pt")
             with torch.no_grad():
-                hf_logits = model.eval()(**enc).logits.numpy()
+                out = model.eval()(**enc)
+            hf_logits = (np.stack([out.start_logits.numpy(), out.end_logits.numpy()], -1) if "qa" in p else
+                         out.logits.numpy())
             ours = tok.batch_encode(tc.MINILM_SENTENCES, max_length=128)
             assert (ours["input_ids"] == enc["input_ids"].numpy()).all()
             seq, pooled = bert(ours["input_ids"], ours["segment_ids"], p, hp, attention_mask=ours["attention_mask"])
-            logits = token_classifier_head(seq, p) if tokens else classifier_head(pooled, p)
+            logits = (np.stack(qa_head(seq, p), -1) if "qa" in p else
+                      token_classifier_head(seq, p) if tokens else classifier_head(pooled, p))
             real = ours["attention_mask"].astype(bool)[..., None] if tokens else True
             diff = float(np.abs(np.where(real, logits - hf_logits, 0)).max())
             keys = {k: v for k, v in info.items() if v}
-            print(f"  {label}: loading info {keys or 'clean'}; id2label {model.config.id2label}; "
+            print(f"  {label}: {type(model).__name__}, loading info {keys or 'clean'}; id2label {model.config.id2label}; "
                   f"logits max |ours - transformers| {diff:.1e}")
             assert not keys and diff <= 1e-4
 
@@ -308,6 +350,7 @@ def main():
     random_gradients()
     minilm_gradients()
     minilm_token_gradients()
+    minilm_qa_gradients()
     mnrl_gradients()
     steps()
     adamw_alone()

@@ -1,5 +1,6 @@
 """Training parity with torch (golden file from tests/make_golden_train.py): gradients equal torch autograd's
-(sequence and token classifiers, and sentence-transformers' MultipleNegativesRankingLoss), ten AdamW steps
+(sequence and token classifiers, question-answering models, and sentence-transformers'
+MultipleNegativesRankingLoss), ten AdamW steps
 with the schedule and clipping equal torch's, and adamw_step alone equals torch.optim.AdamW."""
 import os
 
@@ -12,9 +13,10 @@ from model_folder import load_model_folder
 from optim import adamw_init, adamw_step, leaves
 from embedding_training import init_embedding_training, mnrl_loss_and_grads
 from finetune import batch_labels, token_labels
-from training import init_classifier, init_token_classifier, loss_and_grads
+from training import init_classifier, init_question_answering, init_token_classifier, loss_and_grads
 
 GRAD_TOLERANCE = 1e-4  # max |ours - torch| <= 1e-4 max |torch|, per tensor (goal 1)
+ROUNDING = 1e-6  # a gradient that is zero but for rounding (train_cases.zero_gradients): at most 1e-6 x the largest
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +42,26 @@ def split(flat, like):
 
 
 def assert_tensors_close(ours, torchs, tolerance):
+    zeros, largest = tc.zero_gradients(ours), max(np.abs(b).max() for _, b in torchs)
     for (path, a), (_, b) in zip(leaves(ours), torchs):
-        assert np.abs(a - b).max() <= tolerance * np.abs(b).max(), path
+        if path in zeros:
+            assert max(np.abs(a).max(), np.abs(b).max()) <= ROUNDING * largest, path
+        else:
+            assert np.abs(a - b).max() <= tolerance * np.abs(b).max(), path
 
 
-def assert_matches_summary(golden, prefix, arrays, tolerance, projection_tolerance):
+def assert_matches_summary(golden, prefix, arrays, tolerance, projection_tolerance, zeros=()):
     """Each array against torch's stored max |a|, seeded sample entries and seeded projections. A wrong
     gradient changes its projections on random vectors by about its own norm: the projections must agree to
-    projection_tolerance x the norm of torch's array."""
+    projection_tolerance x the norm of torch's array. zeros: the paths of gradients that are zero but for
+    rounding (train_cases.zero_gradients), which must be at most ROUNDING x the largest on both sides."""
+    largest = golden[f"{prefix}/max"].max()
     for i, (path, a) in enumerate(arrays):
         flat = a.reshape(-1)
         scale = golden[f"{prefix}/max"][i]
+        if path in zeros:
+            assert max(np.abs(flat).max(), scale) <= ROUNDING * largest, path
+            continue
         assert abs(np.abs(flat).max() - scale) <= tolerance * scale, path
         np.testing.assert_array_less(np.abs(flat[golden[f"{prefix}/idx"][i]] - golden[f"{prefix}/val"][i]),
                                      tolerance * scale + 1e-30, err_msg=path)
@@ -59,7 +70,7 @@ def assert_matches_summary(golden, prefix, arrays, tolerance, projection_toleran
                                      projection_tolerance * golden[f"{prefix}/norm"][i] + 1e-30, err_msg=path)
 
 
-@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES))
+@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES) + sorted(tc.QA_CASES))
 def test_gradients_equal_torch_autograd_on_random_classifiers(golden, name):
     hparams, params = tc.classifier(name)
     loss, grads = loss_and_grads(params, hparams, *tc.batch(name))
@@ -87,6 +98,16 @@ def test_token_classifier_gradients_equal_torch_autograd_on_minilm(golden, minil
                                  encoded["attention_mask"], labels)
     assert loss == pytest.approx(golden["minilm_tokens/loss"], rel=1e-5)
     assert_matches_summary(golden, "minilm_tokens/grad", leaves(grads), GRAD_TOLERANCE, 1e-4)
+
+
+def test_question_answering_gradients_equal_torch_autograd_on_minilm(golden, minilm):
+    """BertForQuestionAnswering's loss on question/sentence pairs with seeded answer positions (the generator
+    checks the inputs equal transformers' tokenizer's)."""
+    tokenizer, hparams, params = load_model_folder(minilm)
+    params = init_question_answering(params, hparams, seed=tc.HEAD_SEED)
+    loss, grads = loss_and_grads(params, hparams, *tc.minilm_qa_batch(tokenizer))
+    assert loss == pytest.approx(golden["minilm_qa/loss"], rel=1e-5)
+    assert_matches_summary(golden, "minilm_qa/grad", leaves(grads), GRAD_TOLERANCE, 1e-4, tc.zero_gradients(params))
 
 
 @pytest.mark.parametrize("name", sorted(tc.MNRL_CASES))

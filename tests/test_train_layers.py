@@ -147,20 +147,24 @@ def test_embeddings_scatter_and_skip_the_pad_row():
 
 @pytest.mark.parametrize("kind", sorted(layers.LOSSES))
 def test_losses(kind):
-    logits = rng().standard_normal((4, 3)) * 2
+    logits = rng().standard_normal((4, 5, 2) if kind == layers.SPANS else (4, 3)) * 2
     labels = {"single_label_classification": np.array([0, 2, 1, 2]), "regression": rng(1).standard_normal((4, 3)),
-              "multi_label_classification": (rng(1).random((4, 3)) < 0.5).astype(float)}[kind]
+              "multi_label_classification": (rng(1).random((4, 3)) < 0.5).astype(float),
+              layers.SPANS: np.array([[0, 0], [1, 3], [4, 4], [2, 1]])}[kind]
     forward, backward = layers.LOSSES[kind]
     loss, cache = forward(logits, labels)
     directional_check(lambda: forward(logits, labels)[0], [logits], [backward(cache)])
     if kind == "single_label_classification":  # -log softmax at the label, averaged
         log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
         assert loss == pytest.approx(-log_probs[np.arange(4), labels].mean(), rel=1e-12)
+    if kind == layers.SPANS:  # the mean of the start positions' and the end positions' cross-entropies
+        ce = [layers.cross_entropy_forward(logits[..., k], labels[:, k])[0] for k in (0, 1)]
+        assert loss == pytest.approx((ce[0] + ce[1]) / 2, rel=1e-12) and ce[0] != pytest.approx(ce[1])
     if kind == "multi_label_classification":  # stable for large logits
         assert np.isfinite(forward(np.array([[1e4, -1e4, 0]]), np.array([[0.0, 1, 1]]))[0])
 
 
-@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES))
+@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES) + sorted(tc.QA_CASES))
 @pytest.mark.parametrize("dropout", [False, True])
 def test_whole_training_pass_against_finite_differences(name, dropout):
     hparams, params = tc.classifier(name, np.float64)

@@ -7,7 +7,7 @@ import numpy as np
 from convert import to_params
 from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, warmup_steps
 from synthetic import synthetic_state_dict
-from training import IGNORE, init_classifier, init_token_classifier, loss_and_grads
+from training import IGNORE, init_classifier, init_question_answering, init_token_classifier, loss_and_grads
 
 BASE = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
             max_position_embeddings=24, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0,
@@ -23,6 +23,10 @@ CASES = {  # name: config changes; every batch is padded except relu's
 TOKEN_CASES = {  # token classifiers (BertForTokenClassification): labels per token, IGNORE (-100) on some
     "tokens": dict(hidden_act="gelu", num_labels=5),
     "tokens_gelu_new": dict(CASES["gelu_new"], num_labels=3),
+}
+QA_CASES = {  # question-answering models (BertForQuestionAnswering): an answer's (start, end) per row
+    "qa": dict(hidden_act="gelu"),
+    "qa_gelu_new": dict(CASES["gelu_new"], num_labels=2),
 }
 BATCH, LENGTH = 5, 12
 
@@ -46,6 +50,8 @@ MINILM_WORDS = [sentence.split() for sentence in MINILM_SENTENCES[:5]] + [
     ["the", "u.s.", "premiere", ",", "in", "mid-october"],
 ]
 MINILM_TOKEN_LABELS = 5
+# ... and as a question-answering model: the sentences as contexts of one question
+MINILM_QUESTION = "what does the critic think of the film ?"
 
 # MultipleNegativesRankingLoss: (anchor, positive, hard negative) triplets of short real-looking reviews; the
 # MiniLM case trains on the pairs with its own mean pooling and Normalize, the tiny one on the triplets with
@@ -75,7 +81,7 @@ ADAMW = dict(steps=3, lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6)
 
 def config(name):
     """The case's config.json as a dict (num_labels and problem_type included)."""
-    return {**BASE, **{**CASES, **TOKEN_CASES}[name]}
+    return {**BASE, **{**CASES, **TOKEN_CASES, **QA_CASES}[name]}
 
 
 def classifier(name, dtype=np.float32):
@@ -83,9 +89,12 @@ def classifier(name, dtype=np.float32):
     in dtype."""
     hparams = config(name)
     seed = zlib.crc32(name.encode())
-    init = init_token_classifier if name in TOKEN_CASES else init_classifier
-    params = init(to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"]),
-                  hparams, hparams["num_labels"], seed=seed)
+    encoder = to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"])
+    if name in QA_CASES:
+        params = init_question_answering(encoder, hparams, seed=seed)
+    else:
+        init = init_token_classifier if name in TOKEN_CASES else init_classifier
+        params = init(encoder, hparams, hparams["num_labels"], seed=seed)
     return hparams, cast(params, dtype)
 
 
@@ -111,8 +120,12 @@ def batch(name, step=0):
     splits = rng.integers(1, lengths + 1)
     segment_ids = ((positions >= splits[:, None]) * attention_mask * rng.integers(1, hparams["type_vocab_size"],
                                                                                  (BATCH, 1)))
-    n = hparams["num_labels"]
-    if name in TOKEN_CASES:  # IGNORE on [CLS], padding and a quarter of the other tokens
+    n = hparams.get("num_labels", 2)
+    if name in QA_CASES:  # a start and an end among each row's tokens, (0, 0) ([CLS]: no answer) in one row
+        ends = rng.integers(0, lengths)
+        labels = np.stack([rng.integers(0, ends + 1), ends], axis=1)
+        labels[1] = 0
+    elif name in TOKEN_CASES:  # IGNORE on [CLS], padding and a quarter of the other tokens
         labels = rng.integers(0, n, (BATCH, LENGTH))
         labels[(attention_mask == 0) | (positions == 0) | (rng.random((BATCH, LENGTH)) < 0.25)] = IGNORE
     elif n == 1:
@@ -127,6 +140,26 @@ def batch(name, step=0):
 def minilm_batch(tokenizer):
     encoded = tokenizer.batch_encode(MINILM_SENTENCES, max_length=128)
     return encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], MINILM_LABELS
+
+
+def zero_gradients(params):
+    """Paths of the gradients that are zero but for rounding: for a question-answering model, those of its head's
+    bias and of the last layer norm's bias (the start and the end softmax's gradients each sum to zero over a
+    row's tokens, and these gradients are such sums)."""
+    return {"qa/b", f"blocks/{len(params['blocks']) - 1}/ln_2/b"} if "qa" in params else set()
+
+
+def minilm_qa_batch(tokenizer):
+    """(input_ids, segment_ids, attention_mask, positions): [CLS] question [SEP] sentence [SEP] for each
+    MiniLM sentence, with seeded answers (start <= end) among the sentence's tokens, [CLS]'s (0, 0) in row 2."""
+    encoded = tokenizer.batch_encode([MINILM_QUESTION] * len(MINILM_SENTENCES), MINILM_SENTENCES, max_length=128)
+    first = len(tokenizer.tokenize(MINILM_QUESTION)) + 2  # the context's first token
+    last = encoded["attention_mask"].sum(axis=1) - 2  # ... and its last
+    rng = np.random.default_rng(HEAD_SEED)
+    starts = rng.integers(first, last + 1)
+    positions = np.stack([starts, rng.integers(starts, np.minimum(starts + 3, last) + 1)], axis=1)
+    positions[2] = 0
+    return encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], positions
 
 
 def minilm_word_labels():
