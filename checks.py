@@ -8,6 +8,11 @@ def check_positive(name, value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def check_doc_stride(value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"doc_stride must be an integer >= 0, got {value!r}")
+
+
 def check_texts(texts, name="texts"):
     """texts as a list of str, or a TypeError / ValueError (empty list) naming `name`."""
     if isinstance(texts, str) or not isinstance(texts, (list, tuple)):

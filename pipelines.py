@@ -17,7 +17,7 @@ import answer_spans
 import entities
 from bert import classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
-from checks import check_positive, check_texts, check_top_k, check_word_lists
+from checks import check_doc_stride, check_positive, check_texts, check_top_k, check_word_lists
 from runner import overflow_windows, per_token, run_model, run_model_parts, token_limit
 from st_modules import dense_modules
 from tokenization import MASK, PAD
@@ -265,8 +265,7 @@ def question_answering(questions, contexts, tokenizer, params, hparams, top_k=1,
     for name, value in (("max_answer_len", max_answer_len), ("max_seq_len", max_seq_len),
                         ("max_question_len", max_question_len)):
         check_positive(name, value)
-    if isinstance(doc_stride, bool) or not isinstance(doc_stride, (int, np.integer)) or doc_stride < 0:
-        raise ValueError(f"doc_stride must be an integer >= 0, got {doc_stride!r}")
+    check_doc_stride(doc_stride)
     head_of(params, "qa")
     max_seq_len = token_limit(hparams, max_seq_len)
     asked = [tokenizer.tokenize(question) for question in questions]
