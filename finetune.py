@@ -1,6 +1,6 @@
-"""Fine-tuning a classifier of sequences or of tokens over a dataset: length-bucketed shuffled batches, one
-epoch of AdamW steps (the learning rate of each step given, gradients clipped), and predictions for
-evaluation. finetune_demo.py and benchmarks/bench_train.py run these.
+"""Fine-tuning a classifier of sequences or of tokens, or a question-answering model, over a dataset:
+length-bucketed shuffled batches, one epoch of AdamW steps (the learning rate of each step given, gradients
+clipped), and predictions for evaluation. finetune_demo.py and benchmarks/bench_train.py run these.
 
     params = training.init_classifier(params, hparams, num_labels, seed=0)
     state, lrs = optim.adamw_init(params), schedule(epochs * steps_per_epoch, warmup_ratio=0.1, lr=5e-5)
@@ -12,9 +12,11 @@ evaluation. finetune_demo.py and benchmarks/bench_train.py run these.
 
 A token classifier (e.g. NER) starts from training.init_token_classifier; its rows are words with a label
 each, token_labels(tokenizer, words, word_labels) gives the tokens and token labels that train_epoch takes,
-and predict_tokens the logits of each row's tokens. A sentence-embedding model starts from
-embedding_training.init_embedding_training and trains on pairs with train_pairs_epoch (columns of tokens:
-anchors, positives, hard negatives).
+and predict_tokens the logits of each row's tokens. A question-answering model starts from
+training.init_question_answering; its rows are squad.train_features' (question tokens, window tokens) pairs,
+its labels their (start, end) positions [N, 2], and the question_answering pipeline answers with it. A
+sentence-embedding model starts from embedding_training.init_embedding_training and trains on pairs with
+train_pairs_epoch (columns of tokens: anchors, positives, hard negatives).
 """
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -25,6 +27,7 @@ from embedding_training import check as check_mnrl, embed_backward, embed_forwar
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from pipelines import embed
 from runner import per_token, run_model
+from layers import SPANS
 from training import IGNORE, TOKENS, add_grads, check, checked_loss_and_grads, real_length
 
 # batches per length bucket: transformers' LengthGroupedSampler groups 50, which on a 1,600-row training set sorts
@@ -60,7 +63,9 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     """training.loss_and_grads with the batch's rows split into one shard per thread (optim.threads()), the
     shards run at once while BLAS runs single-threaded: the element-wise work, which NumPy does on one thread,
     is spread too. The loss and gradients are the whole batch's (each shard weighs its share of the rows, or of
-    a token classifier's labelled tokens), up to float rounding; dropout draws from rng.spawn(shards)."""
+    a token classifier's labelled tokens), up to float rounding; dropout draws from rng.spawn(shards). A shard
+    is cut to its own rows' length, except for a question-answering model, whose softmax over the positions
+    takes in the batch's padding too (as in HF)."""
     hp, kind, input_ids, segment_ids, attention_mask, labels, rng = check(
         params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
     shards = [rows for rows in np.array_split(np.arange(len(input_ids)), threads()) if len(rows)]
@@ -74,7 +79,7 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     def run(part):
         results = []
         for rows, weight, shard_rng in part:
-            length = real_length(attention_mask[rows])  # the shard's own padding only
+            length = input_ids.shape[1] if kind == SPANS else real_length(attention_mask[rows])
             inputs = [a[rows, :length] for a in (input_ids, segment_ids, attention_mask)]
             shard_labels = labels[rows, :length] if kind == TOKENS else labels[rows]
             results.append(checked_loss_and_grads(params, hp, kind, *inputs, shard_labels, shard_rng, weight))
@@ -124,16 +129,26 @@ def train_epoch(params, hparams, tokenizer, tokens, labels, batches, state, lrs,
                 weight_decay=0.01, max_norm=1.0, rng=None, desc="train", progress=True):
     """One AdamW step per batch of rows (clip_grad_norm to max_norm first, unless max_norm is None), params
     updated in place, the gradients from parallel_loss_and_grads. tokens: each row's WordPiece tokens
-    (tokenizer.tokenize); labels: the rows' labels as loss_and_grads takes them, or for a token classifier a list
-    of each row's token labels (token_labels); lrs: the learning rate of each step; rng: dropout (None: no
-    dropout). A tqdm bar shows the mean loss so far. Returns the mean loss over the epoch."""
+    (tokenizer.tokenize), or a pair of token lists for a row of two texts (e.g. squad.train_features' question
+    and context window: [CLS] first [SEP] second [SEP]); labels: the rows' labels as loss_and_grads takes
+    them, or for a token classifier a list of each row's token labels (token_labels); lrs: the learning rate of
+    each step; rng: dropout (None: no dropout). A tqdm bar shows the mean loss so far. Returns the mean loss
+    over the epoch."""
     def loss_and_grads(rows):
-        batch = tokenizer.batch_encode_tokens([tokens[i] for i in rows], max_length=max_length)
+        batch = encode_rows(tokenizer, [tokens[i] for i in rows], max_length)
         return parallel_loss_and_grads(params, hparams, batch["input_ids"], batch["segment_ids"],
                                        batch["attention_mask"], batch_labels(labels, rows, batch["input_ids"].shape[1]),
                                        rng)
 
     return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
+
+
+def encode_rows(tokenizer, rows, max_length):
+    """tokenizer.batch_encode_tokens of rows of tokens, or of rows of (first, second) token lists."""
+    if rows and isinstance(rows[0], tuple):
+        first, second = zip(*rows)
+        return tokenizer.batch_encode_tokens(list(first), list(second), max_length=max_length)
+    return tokenizer.batch_encode_tokens(rows, max_length=max_length)
 
 
 def train_pairs_epoch(params, hparams, tokenizer, columns, batches, state, lrs, max_length=128, weight_decay=0.01,

@@ -15,8 +15,8 @@ Needs torch==2.13.0 and transformers (never needed to run the tests). Writes tes
   steps/<case>/...      10 AdamW steps with the linear schedule and clipping: the loss at every step and the
                         final weights (whole for the random classifier, sampled for MiniLM)
   adamw/...             the weights after adamw_step's settings in train_cases.ADAMW, from seeded gradients
-It also saves classifiers (of sequences and of tokens) and question-answering models with model_folder.save_pretrained and loads them with
-transformers (goal 4).
+It also saves classifiers (of sequences and of tokens) and question-answering models with
+model_folder.save_pretrained and loads them with transformers (goal 4).
 
 Run from the repository root:  python tests/make_golden_train.py
 """
@@ -341,7 +341,8 @@ def round_trip():
             real = ours["attention_mask"].astype(bool)[..., None] if tokens else True
             diff = float(np.abs(np.where(real, logits - hf_logits, 0)).max())
             keys = {k: v for k, v in info.items() if v}
-            print(f"  {label}: {type(model).__name__}, loading info {keys or 'clean'}; id2label {model.config.id2label}; "
+            print(f"  {label}: {type(model).__name__}, loading info {keys or 'clean'}; "
+                  f"id2label {model.config.id2label}; "
                   f"logits max |ours - transformers| {diff:.1e}")
             assert not keys and diff <= 1e-4
 

@@ -1,8 +1,16 @@
-"""Tasks made from the real reviews for the fine-tuning tests, benchmarks and README runs, where no real NER
-or pair dataset is at hand: sentences tagged by a rule (as a CoNLL file), and each IMDB review cut into its
-first sentence and the rest (as a CSV of pairs)."""
+"""Tasks made from the real reviews for the fine-tuning tests, benchmarks and README runs, where no real NER,
+pair or question-answering dataset is at hand: sentences tagged by a rule (as a CoNLL file), each IMDB review
+cut into its first sentence and the rest (as a CSV of pairs), and questions whose answers a rule finds in the
+IMDB reviews (as a SQuAD-style JSON Lines file)."""
 import csv
+import json
 import re
+
+# question-answering: (question, pattern); a review asks the question when the pattern matches once in it, and
+# the match (its group 1, if any) is the answer
+QUESTIONS = [("What score out of 10 does the reviewer give?", r"\b\d{1,2}(?:\.\d)?(?: ?/ ?| out of )10\b"),
+             ("Which year does the review mention?", r"\b(?:19[1-9]\d|20[012]\d)\b"),
+             ("Who directed the film?", r"\bdirected by ([A-Z][a-z]+(?: [A-Z][a-z]+)+)")]
 
 
 def tagged(words):
@@ -36,10 +44,8 @@ def first_sentence_pairs(source, path):
     """path: a CSV of (first_sentence, rest) pairs cut from the reviews of source (a CSV with a text column,
     e.g. imdb_sample.csv; <br /> markup read as spaces), for reviews whose first sentence has 20 characters or
     more and 100 more after it. Returns the number of pairs."""
-    with open(source, encoding="utf-8", newline="") as f:
-        texts = [re.sub(r"\s+", " ", re.sub(r"<br\s*/?>", " ", row["text"])).strip() for row in csv.DictReader(f)]
     pairs = []
-    for text in texts:
+    for text in plain_reviews(source):
         cut = re.search(r"(?<=[.!?])\s+", text)
         if cut and cut.start() >= 20 and len(text) - cut.end() >= 100:
             pairs.append((text[:cut.start()], text[cut.end():]))
@@ -48,3 +54,26 @@ def first_sentence_pairs(source, path):
         writer.writerow(["first_sentence", "rest"])
         writer.writerows(pairs)
     return len(pairs)
+
+
+def plain_reviews(source):
+    """The texts of source (a CSV with a text column), <br /> markup read as a space, runs of spaces as one."""
+    with open(source, encoding="utf-8", newline="") as f:
+        return [re.sub(r"\s+", " ", re.sub(r"<br\s*/?>", " ", row["text"])).strip() for row in csv.DictReader(f)]
+
+
+def review_questions(source, path):
+    """path: a JSON Lines file of SQuAD-style rows {"id", "question", "context", "answers": {"text": [...],
+    "answer_start": [...]}}: each review of source (e.g. imdb_sample.csv, markup read as spaces) asks each of
+    QUESTIONS whose pattern it matches once. Returns the number of rows."""
+    rows = []
+    for i, context in enumerate(plain_reviews(source)):
+        for k, (question, pattern) in enumerate(QUESTIONS):
+            found = list(re.finditer(pattern, context))
+            if len(found) == 1:
+                group = 1 if found[0].re.groups else 0
+                rows.append({"id": f"{i}-{k}", "question": question, "context": context,
+                             "answers": {"text": [found[0].group(group)], "answer_start": [found[0].start(group)]}})
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return len(rows)
