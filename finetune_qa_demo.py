@@ -92,27 +92,39 @@ def load_data(args, tokenizer, max_length):
     return rows, features, train, test
 
 
+def training_rows(features, train):
+    """The training questions' windows as train_epoch takes them: (question tokens, window tokens) pairs and
+    their answers' (start, end) positions [N, 2]."""
+    windows = [window for i in train for window in features[i]]
+    pairs = [(question_tokens, window_tokens) for question_tokens, window_tokens, _, _ in windows]
+    return pairs, np.array([(start, end) for _, _, start, end in windows], dtype=np.int64).reshape(-1, 2)
+
+
+def test_scores(params, hparams, tokenizer, rows, test, args, max_length, unanswerable):
+    """SQuAD's exact match and F1 (squad_scores) of the question_answering pipeline's best answer to each test
+    question; unanswerable: the pipeline may answer "" (handle_impossible_answer)."""
+    questions, contexts, answers = rows
+    found = question_answering([questions[i] for i in test], [contexts[i] for i in test], tokenizer, params, hparams,
+                               doc_stride=args.doc_stride, max_seq_len=max_length, max_answer_len=args.max_answer_len,
+                               handle_impossible_answer=unanswerable, batch_size=args.batch_size)
+    return squad_scores([best[0]["answer"] for best in found], [answers[i]["text"] for i in test])
+
+
 def fine_tune(args, progress=True):
     """Train, print each epoch's test F1 and the final exact match, save; returns each epoch's training seconds
     and test F1 (SQuAD's, in percent)."""
     tokenizer, hparams, _, params = load_model(
         args, lambda params, hparams: init_question_answering(params, hparams, seed=args.seed))
     max_length = token_limit(hparams, args.max_length)
-    (questions, contexts, answers), features, train, test = load_data(args, tokenizer, max_length)
-    windows = [window for i in train for window in features[i]]  # the training questions' features
-    pairs = [(question_tokens, window_tokens) for question_tokens, window_tokens, _, _ in windows]
-    positions = np.array([(start, end) for _, _, start, end in windows], dtype=np.int64).reshape(-1, 2)
-    unanswerable = any(not answers[i]["text"] for i in train)  # SQuAD v2: the pipeline may answer "" too
-    print(f"{len(train)} training questions ({len(windows)} windows, {int((positions[:, 0] == 0).sum())} without "
+    rows, features, train, test = load_data(args, tokenizer, max_length)
+    pairs, positions = training_rows(features, train)
+    unanswerable = any(not rows[2][i]["text"] for i in train)  # SQuAD v2: the pipeline may answer "" too
+    print(f"{len(train)} training questions ({len(pairs)} windows, {int((positions[:, 0] == 0).sum())} without "
           f"the answer), {len(test)} test questions", flush=True)
     last = {}
 
     def evaluate(params):
-        found = question_answering([questions[i] for i in test], [contexts[i] for i in test], tokenizer, params,
-                                   hparams, doc_stride=args.doc_stride, max_seq_len=max_length,
-                                   max_answer_len=args.max_answer_len, handle_impossible_answer=unanswerable,
-                                   batch_size=args.batch_size)
-        last["scores"] = squad_scores([best[0]["answer"] for best in found], [answers[i]["text"] for i in test])
+        last["scores"] = test_scores(params, hparams, tokenizer, rows, test, args, max_length, unanswerable)
         return "test F1", last["scores"]["f1"]
 
     seconds, f1 = train_and_evaluate(args, (tokenizer, params, hparams), (pairs, positions),

@@ -2,7 +2,7 @@
 the test score after each epoch, over seeds, with the same recipe, rows, split and batches, each side in its
 own process on the same threads. For each seed numpy-bert runs first; without torch only numpy-bert runs.
 
-Three tasks, each on real text from ../shared/data and the real all-MiniLM-L6-v2, at its demo's defaults
+Four tasks, each on real text from ../shared/data and the real all-MiniLM-L6-v2, at its demo's defaults
 (AdamW lr 5e-5, weight decay 0.01 — not biases and LayerNorm —, linear schedule with 10% warmup, clipping at
 1.0, batch 32, 128 tokens, dropout on), both sides on the batches demo_training.epoch_batches cuts for the
 demo (length-grouped, shuffled with the seed; --batches_per_group 1: random batches, as Trainer draws them):
@@ -14,6 +14,11 @@ demo (length-grouped, shuffled with the seed; --batches_per_group 1: random batc
   pairs     finetune_embed_demo on IMDB first-sentence / rest pairs (review_tasks.first_sentence_pairs; N 1000,
             1 epoch) against sentence-transformers' MultipleNegativesRankingLoss on its SentenceTransformer:
             test retrieval MRR@10 (the demo's retrieval_scores of each side's own embeddings)
+  qa        finetune_qa_demo on the questions a rule finds answered in the IMDB reviews
+            (review_tasks.review_questions: 406 questions, 2 epochs; run_qa's 384 tokens and doc_stride 128, its
+            features from squad.train_features, which equal run_qa's) against BertForQuestionAnswering: test
+            SQuAD F1, each side's weights answering through numpy-bert's question_answering pipeline (transformers
+            5 has none; it is transformers 4.57's)
 The torch sides use Trainer's optimizer (fused AdamW over Trainer's decay groups), schedule and clipping, and
 torch's own seeded head initialization. Seconds per epoch are training alone (each batch's tokenization
 included, the test evaluation not).
@@ -21,6 +26,7 @@ included, the test evaluation not).
     python benchmarks/bench_train.py                               # classify, seeds 0 1 2 (~15-25 min)
     python benchmarks/bench_train.py --task pairs --seeds 0 1      # ~15 min
     python benchmarks/bench_train.py --task ner --N 300 --epochs 1 --seeds 0   # a quick check
+    python benchmarks/bench_train.py --task qa --seeds 0 1         # ~30 min
 """
 import argparse
 import os
@@ -39,17 +45,22 @@ TASKS = {  # demo module, its score, its data's columns, the other side, default
     "ner": ("finetune_ner_demo", "test_f1", [], "transformers", 2000, 2),
     "pairs": ("finetune_embed_demo", "test_mrr", ["--anchor_column", "first_sentence", "--positive_column", "rest"],
               "sentence-transformers", 1000, 1),
+    "qa": ("finetune_qa_demo", "test_f1", ["--max_length", "384", "--doc_stride", "128"], "transformers", 406, 2),
 }
 
 
 def write_data(task, folder):
     """The task's data file in folder, made from ../shared/data; returns its path."""
-    from review_tasks import first_sentence_pairs, write_tagged_conll
+    from review_tasks import first_sentence_pairs, review_questions, write_tagged_conll
     if task == "classify":
         return os.path.join(SHARED_DATA, "rt_polarity_sample.csv")
     if task == "ner":
         path = os.path.join(folder, "tagged.conll")
         write_tagged_conll(os.path.join(SHARED_DATA, "rt_polarity_sample.csv"), path, 2000)
+        return path
+    if task == "qa":
+        path = os.path.join(folder, "imdb_questions.jsonl")
+        review_questions(os.path.join(SHARED_DATA, "imdb_sample.csv"), path)
         return path
     path = os.path.join(folder, "imdb_pairs.csv")
     first_sentence_pairs(os.path.join(SHARED_DATA, "imdb_sample.csv"), path)
@@ -61,13 +72,13 @@ def demo(args):
 
 
 def demo_args(args, seed):
-    """The demo's options for this run."""
+    """The demo's options for this run (the task's own last: they may override the common ones)."""
     from conftest import minilm_dir
     return demo(args).parse_args([
-        "--dataset_name", args.data, *TASKS[args.task][2], "--N", str(args.N), "--test_ratio", "0.2", "--seed",
+        "--dataset_name", args.data, "--N", str(args.N), "--test_ratio", "0.2", "--seed",
         str(seed), "--model_name", args.model or minilm_dir(), "--epochs", str(args.epochs), "--lr", "5e-5",
         "--batch_size", "32", "--max_length", "128", "--warmup_ratio", "0.1", "--weight_decay", "0.01",
-        "--batches_per_group", str(args.batches_per_group)])
+        "--batches_per_group", str(args.batches_per_group), *TASKS[args.task][2]])
 
 
 def torch_training(model, batches, options, loss_of, evaluate):
@@ -109,7 +120,7 @@ def torch_side(args, seed):
     options = demo_args(args, seed)
     options.task = args.task
     ours = load_tokenizer_hparams_and_params(options.model_name)[0]
-    return {"classify": torch_classify, "ner": torch_ner, "pairs": torch_pairs}[args.task](
+    return {"classify": torch_classify, "ner": torch_ner, "pairs": torch_pairs, "qa": torch_qa}[args.task](
         options, ours, lambda lengths, train: epoch_batches(lengths, train, options))
 
 
@@ -196,6 +207,41 @@ def torch_pairs(options, ours, batches_of):
     lengths = finetune_embed_demo.pair_lengths([[ours.tokenize(t) for t in column] for column in columns])
     return torch_training(model, batches_of(lengths, train), options,
                           lambda rows: loss([model.preprocess([c[i] for i in rows]) for c in columns], None), evaluate)
+
+
+def torch_qa(options, ours, batches_of):
+    """BertForQuestionAnswering on the demo's features (squad.train_features equals run_qa's, tests/test_squad.py),
+    encoded by numpy-bert's tokenizer (its ids equal transformers'); scored by converting the weights after each
+    epoch and answering through the demo's test_scores (the question_answering pipeline, transformers 4.57's)."""
+    import torch
+    from transformers import BertForQuestionAnswering
+    import finetune_qa_demo
+    from convert import to_params
+    from finetune import encode_rows
+    from runner import token_limit
+    from utils import load_tokenizer_hparams_and_params
+    hparams = load_tokenizer_hparams_and_params(options.model_name)[1]
+    max_length = token_limit(hparams, options.max_length)
+    rows, features, train, test = finetune_qa_demo.load_data(options, ours, max_length)
+    pairs, positions = finetune_qa_demo.training_rows(features, train)
+    unanswerable = any(not rows[2][i]["text"] for i in train)
+    model = BertForQuestionAnswering.from_pretrained(options.model_name)
+
+    def loss_of(batch_rows):
+        batch = encode_rows(ours, [pairs[i] for i in batch_rows], max_length)
+        return model(input_ids=torch.from_numpy(batch["input_ids"]),
+                     token_type_ids=torch.from_numpy(batch["segment_ids"]),
+                     attention_mask=torch.from_numpy(batch["attention_mask"]),
+                     start_positions=torch.from_numpy(positions[batch_rows, 0]),
+                     end_positions=torch.from_numpy(positions[batch_rows, 1])).loss
+
+    def evaluate():
+        state = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+        params = to_params(state, hparams["num_hidden_layers"])
+        return finetune_qa_demo.test_scores(params, hparams, ours, rows, test, options, max_length, unanswerable)["f1"]
+
+    return torch_training(model, batches_of([len(q) + len(w) + 3 for q, w in pairs], np.arange(len(pairs))),
+                          options, loss_of, evaluate)
 
 
 def report(results, args):
