@@ -15,8 +15,9 @@ demo (length-grouped, shuffled with the seed; --batches_per_group 1: random batc
             1 epoch) against sentence-transformers' MultipleNegativesRankingLoss on its SentenceTransformer:
             test retrieval MRR@10 (the demo's retrieval_scores of each side's own embeddings)
   qa        finetune_qa_demo on the questions a rule finds answered in the IMDB reviews
-            (review_tasks.review_questions: 406 questions, 2 epochs; run_qa's 384 tokens and doc_stride 128, its
-            features from squad.train_features, which equal run_qa's) against BertForQuestionAnswering: test
+            (review_tasks.review_questions: 406 questions, 2 epochs; run_qa's 384 tokens, which MiniLM's 256
+            cap, and doc_stride 128; the features from squad.train_features, which equal run_qa's) against
+            BertForQuestionAnswering: test
             SQuAD F1, each side's weights answering through numpy-bert's question_answering pipeline (transformers
             5 has none; it is transformers 4.57's)
 The torch sides use Trainer's optimizer (fused AdamW over Trainer's decay groups), schedule and clipping, and
