@@ -25,7 +25,6 @@ from tqdm import tqdm
 from bert import classifier_head, token_classifier_head
 from embedding_training import check as check_mnrl, embed_backward, embed_forward, mnrl_backward, mnrl_forward
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
-from pipelines import embed
 from runner import per_token, run_model
 from layers import SPANS
 from training import IGNORE, TOKENS, add_grads, check, checked_loss_and_grads, real_length
@@ -212,11 +211,14 @@ def parallel_mnrl_loss_and_grads(params, hparams, columns, scale=20.0, rng=None)
     return loss, grads
 
 
-def predict(texts, tokenizer, params, hparams, batch_size=32, max_length=128):
-    """The classifier's logits (N, num_labels) for the texts, float32 (inference: no dropout)."""
-    pooled = embed(texts, tokenizer, params, hparams, batch_size=batch_size, pooling="pooler", normalize=False,
-                   max_length=max_length, progress=False)
-    return classifier_head(pooled, params)
+def predict(texts, tokenizer, params, hparams, batch_size=32, max_length=128, text_pairs=None):
+    """The classifier's logits (N, num_labels) for the texts, or for the pairs [CLS] text [SEP] text_pair [SEP]
+    (cut longest-first to max_length tokens), float32 (inference: no dropout)."""
+    logits = run_model(tokenizer, params, hparams, lambda seq, pooled, batch: classifier_head(pooled, params),
+                       [tokenizer.tokenize(t) for t in texts],
+                       None if text_pairs is None else [tokenizer.tokenize(t) for t in text_pairs], max_length,
+                       batch_size, cls_only=True)
+    return np.array(logits, dtype=np.float32).reshape(len(texts), -1)
 
 
 def predict_tokens(tokens, tokenizer, params, hparams, batch_size=32, max_length=128):

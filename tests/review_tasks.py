@@ -40,20 +40,38 @@ def write_tagged_conll(source, path, n):
         f.write("\n".join(lines))
 
 
-def first_sentence_pairs(source, path):
-    """path: a CSV of (first_sentence, rest) pairs cut from the reviews of source (a CSV with a text column,
-    e.g. imdb_sample.csv; <br /> markup read as spaces), for reviews whose first sentence has 20 characters or
-    more and 100 more after it. Returns the number of pairs."""
+def first_sentences(source):
+    """(first_sentence, rest) pairs cut from the reviews of source (a CSV with a text column, e.g.
+    imdb_sample.csv; <br /> markup read as spaces), for reviews whose first sentence has 20 characters or more and
+    100 more after it."""
     pairs = []
     for text in plain_reviews(source):
         cut = re.search(r"(?<=[.!?])\s+", text)
         if cut and cut.start() >= 20 and len(text) - cut.end() >= 100:
             pairs.append((text[:cut.start()], text[cut.end():]))
+    return pairs
+
+
+def first_sentence_pairs(source, path):
+    """path: a CSV of first_sentences(source), columns first_sentence and rest. Returns the number of pairs."""
+    return write_csv(path, ["first_sentence", "rest"], first_sentences(source))
+
+
+def matched_pairs(source, path):
+    """path: a CSV of sentence-pair classification rows made from first_sentences(source): every other review's
+    first sentence with its own rest (label "same"), the others with the next review's rest ("other"). Returns
+    the number of rows."""
+    pairs = first_sentences(source)
+    rows = [(first, pairs[(i + i % 2) % len(pairs)][1], ("same", "other")[i % 2]) for i, (first, _) in enumerate(pairs)]
+    return write_csv(path, ["first_sentence", "rest", "label"], rows)
+
+
+def write_csv(path, header, rows):
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["first_sentence", "rest"])
-        writer.writerows(pairs)
-    return len(pairs)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return len(rows)
 
 
 def plain_reviews(source):

@@ -10,9 +10,10 @@ import pytest
 
 import model_folder
 import train_cases as tc
-from bert import bert, classifier_head
+from bert import bert, classifier_head, softmax
 from conftest import GOLDEN_DIR, review_sample
-from finetune import parallel_loss_and_grads, predict, schedule, train_epoch, training_batches
+from finetune import encode_rows, parallel_loss_and_grads, predict, schedule, train_epoch, training_batches
+from pipelines import text_classification
 from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, run_split, warmup_steps
 from training import IGNORE, init_classifier, loss_and_grads
 
@@ -300,3 +301,22 @@ def test_save_pretrained_never_overwrites_and_leaves_nothing_when_interrupted(ti
     with pytest.raises(KeyboardInterrupt):
         model_folder.save_pretrained(tmp_path / "cut", tokenizer, trained, hparams)
     assert sorted(os.listdir(tmp_path)) == ["empty", "taken"]
+
+
+def test_pairs_of_texts_train_as_cls_a_sep_b_sep_and_predict_as_the_pipeline_scores(tiny):
+    tokenizer, hparams, params = tiny
+    trained = init_classifier(params, hparams, 2, seed=4)
+    firsts = ["a charming film .", "dull and far too long .", "great ."]
+    seconds = ["warm , witty and moving .", "a tedious bore , far too long for its story .", "awful ."]
+    rows = [(tokenizer.tokenize(a), tokenizer.tokenize(b)) for a, b in zip(firsts, seconds)]
+    batch = encode_rows(tokenizer, rows, 64)
+    expected = tokenizer.batch_encode(firsts, seconds, max_length=64)
+    for key in ("input_ids", "segment_ids", "attention_mask"):
+        np.testing.assert_array_equal(batch[key], expected[key])
+    assert batch["segment_ids"].max() == 1
+    logits = predict(firsts, tokenizer, trained, hparams, max_length=64, text_pairs=seconds)
+    scores = text_classification(firsts, tokenizer, trained, hparams, text_pairs=seconds, top_k=None)
+    for row, found in zip(softmax(logits), scores):
+        np.testing.assert_allclose([s["score"] for s in sorted(found, key=lambda s: s["label"])], row, rtol=1e-5)
+    alone = predict(firsts, tokenizer, trained, hparams, max_length=64)
+    assert np.abs(alone - logits).max() > 1e-3  # the second texts count

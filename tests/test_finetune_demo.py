@@ -15,6 +15,8 @@ import finetune_demo
 import model_folder
 from conftest import GOLDEN_DIR, ROOT, review_sample
 from distilbert_models import distilbert_folders  # noqa: F401  (the session fixture)
+from pipelines import text_classification
+from review_tasks import matched_pairs
 from scripts import run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
@@ -60,7 +62,27 @@ def test_both_argument_forms_and_classify_demo_pick_the_same_rows(quick, rt_pola
     assert len(test) == 12 and len(set(train) | set(test)) == 60
 
 
+def test_fine_tunes_on_pairs_of_texts(tmp_path, imdb):
+    """--text_pair_column: [CLS] first sentence [SEP] rest [SEP], a review's own rest or the next one's."""
+    path = tmp_path / "matched.csv"
+    matched_pairs(imdb, path)
+    result = demo(tmp_path, "dataset_name", path, "text_column", "first_sentence", "text_pair_column", "rest",
+                  "N", 60, "model_name", TINY, "epochs", 1, "batch_size", 8, "max_length", 64, "save_dir",
+                  tmp_path / "model")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^epoch 1: train loss \d\.\d{4}, test accuracy \d\.\d{4}", result.stdout, re.M)
+    assert re.search(r"^\s+other\s.*\n\s+same\s", result.stdout, re.M)
+    tokenizer, hparams, params = model_folder.load_model_folder(tmp_path / "model")
+    assert hparams["id2label"] == {"0": "other", "1": "same"}
+    found = text_classification(["A fine film."], tokenizer, params, hparams, text_pairs=["I liked it."])
+    assert found[0][0]["label"] in ("other", "same")
+    bad = demo(tmp_path, "dataset_name", path, "text_column", "first_sentence", "text_pair_column", "rest2",
+               "model_name", TINY)
+    assert bad.returncode != 0 and "rest2" in bad.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("args, message", [
+    (["text_pair_column", "text"], "text_pair_column is 'text', as another column"),
     (["epochs", "0"], "epochs must be at least 1"),
     (["lr", "-1"], "lr must be a positive number"),
     (["lr", "nan"], "lr must be a positive number"),
