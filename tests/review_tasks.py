@@ -54,7 +54,9 @@ def first_sentences(source):
 
 def first_sentence_pairs(source, path):
     """path: a CSV of first_sentences(source), columns first_sentence and rest. Returns the number of pairs."""
-    return write_csv(path, ["first_sentence", "rest"], first_sentences(source))
+    pairs = first_sentences(source)
+    write_csv(path, ["first_sentence", "rest"], pairs)
+    return len(pairs)
 
 
 def matched_pairs(source, path):
@@ -63,15 +65,17 @@ def matched_pairs(source, path):
     the number of rows."""
     pairs = first_sentences(source)
     rows = [(first, pairs[(i + i % 2) % len(pairs)][1], ("same", "other")[i % 2]) for i, (first, _) in enumerate(pairs)]
-    return write_csv(path, ["first_sentence", "rest", "label"], rows)
+    write_csv(path, ["first_sentence", "rest", "label"], rows)
+    return len(rows)
 
 
 def write_csv(path, header, rows):
+    """path: a CSV of the header and rows. Returns path."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    return len(rows)
+    return path
 
 
 def plain_reviews(source):

@@ -11,6 +11,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from classify_demo import embed_batch, parse_args
 from conftest import GOLDEN_DIR
 from pipelines import embed
+from review_tasks import write_csv
 from scripts import assert_one_line_error, copy_without_tensors, run_script
 from utils import load_tokenizer_hparams_and_params
 
@@ -48,14 +49,6 @@ def rows(rt_polarity):
     with open(rt_polarity, encoding="utf-8", newline="") as f:
         all_rows = list(csv.DictReader(f))
     return [r for label in "01" for r in [r for r in all_rows if r["label"] == label][:20]]
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
 
 
 def test_real_model_on_real_sentences_is_accurate(bare_pairs_run):
