@@ -135,13 +135,17 @@ def minilm_gradients():
         model.classifier.bias.copy_(torch.from_numpy(params["classifier"]["b"]))
     ours_state = to_state_dict(params)
     assert max(float(np.abs(ours_state[n] - p.detach().numpy()).max()) for n, p in model.named_parameters()) == 0
-    inputs = tc.minilm_batch(tokenizer)
+    minilm_case("minilm", "MiniLM", model, params, hparams, tc.minilm_batch(tokenizer))
+
+
+def minilm_case(prefix, label, model, params, hparams, inputs, note=""):
+    """torch's loss and summarized gradients of a MiniLM case, stored under prefix, and ours against them."""
     loss, grads = torch_loss_and_grads(model, inputs)
-    OUT["minilm/loss"] = np.float64(loss)
-    summarize("minilm/grad", grads)
+    OUT[f"{prefix}/loss"] = np.float64(loss)
+    summarize(f"{prefix}/grad", grads)
     our_loss, ours = loss_and_grads(params, hparams, *inputs)
-    print(f"  loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
-    compare("MiniLM", ours, grads)
+    print(f"  {note}loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
+    compare(label, ours, grads)
 
 
 def minilm_token_gradients():
@@ -163,16 +167,9 @@ def minilm_token_gradients():
     assert (encoded["input_ids"] == enc["input_ids"]).all()
     assert (batch_labels([lab for _, lab in rows], range(len(rows)), labels.shape[1]) == labels).all()
     OUT["minilm_tokens/labels"] = labels
-    model = torch_model(hparams, params)
-    inputs = encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], labels
-    loss, grads = torch_loss_and_grads(model, inputs)
-    OUT["minilm_tokens/loss"] = np.float64(loss)
-    summarize("minilm_tokens/grad", grads)
-    our_loss, ours = loss_and_grads(params, hparams, *inputs)
-    print(f"  {int((labels != IGNORE).sum())} labelled tokens of {int(encoded['attention_mask'].sum())}; loss "
-          f"{loss:.6f}, "
-          f"ours - torch {our_loss - loss:+.1e}")
-    compare("MiniLM tokens", ours, grads)
+    minilm_case("minilm_tokens", "MiniLM tokens", torch_model(hparams, params), params, hparams,
+                (encoded["input_ids"], encoded["segment_ids"], encoded["attention_mask"], labels),
+                f"{int((labels != IGNORE).sum())} labelled tokens of {int(encoded['attention_mask'].sum())}; ")
 
 
 def minilm_qa_gradients():
@@ -185,12 +182,7 @@ def minilm_qa_gradients():
                        return_tensors="np")
     assert all((ours == enc[key]).all() for ours, key in zip(inputs, ("input_ids", "token_type_ids",
                                                                      "attention_mask")))
-    loss, grads = torch_loss_and_grads(torch_model(hparams, params), inputs)
-    OUT["minilm_qa/loss"] = np.float64(loss)
-    summarize("minilm_qa/grad", grads)
-    our_loss, ours = loss_and_grads(params, hparams, *inputs)
-    print(f"  loss {loss:.6f}, ours - torch {our_loss - loss:+.1e}")
-    compare("MiniLM question answering", ours, grads)
+    minilm_case("minilm_qa", "MiniLM question answering", torch_model(hparams, params), params, hparams, inputs)
 
 
 def mnrl_gradients():
