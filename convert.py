@@ -101,7 +101,8 @@ def to_params(state, n_layers):
 
 def to_state_dict(params):
     """params -> {HF name: float32 array, C-contiguous} as BertFor* models name them: the encoder and pooler
-    under "bert.", the classifier / qa / nsp heads at the top. The MLM head is left out."""
+    under "bert.", the classifier / qa / nsp / MLM heads at the top; the MLM head's decoder is the word
+    embeddings (tied: transformers saves no copy of them), so only its transform, layer norm and bias are written."""
     state = {}
 
     def dense(prefix, p):
@@ -130,6 +131,10 @@ def to_state_dict(params):
     for head, prefix in HEADS.items():
         if head in params:
             dense(("bert." if head == "pooler" else "") + prefix, params[head])
+    if "mlm" in params:
+        dense("cls.predictions.transform.dense", params["mlm"]["transform"])
+        ln("cls.predictions.transform.LayerNorm", params["mlm"]["ln"])
+        state["cls.predictions.bias"] = params["mlm"]["bias"]
     return {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()}
 
 

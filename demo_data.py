@@ -1,6 +1,7 @@
 """What the classification demos share, so that classify_demo and finetune_demo given the same options test
 on the same rows: the data options (bare `key value` pairs or --flags), loading a dataset's text and label
 columns (data.py reads it), and the stratified train/test split. A user mistake exits with one `error:` line."""
+import itertools
 import os
 import sys
 
@@ -40,9 +41,10 @@ def check_data_arguments(args, columns=("text_column", "label_column"), min_rows
         sys.exit(f"error: N must be at least {min_rows}, got {args.N}")
     if not 0 <= args.seed <= MAX_SEED:
         sys.exit(f"error: seed must be between 0 and {MAX_SEED}, got {args.seed}")
-    first, second = (getattr(args, column) for column in columns)
-    if first == second:
-        sys.exit(f"error: {columns[0]} and {columns[1]} are both {first!r}: they must be two different columns")
+    for i, j in itertools.combinations(range(len(columns)), 2):
+        if getattr(args, columns[i]) == getattr(args, columns[j]):
+            sys.exit(f"error: {columns[i]} and {columns[j]} are both {getattr(args, columns[i])!r}: they must be two "
+                     "different columns")
 
 
 def bare_pairs_to_flags(argv, parser):

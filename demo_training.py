@@ -14,12 +14,12 @@ from runner import token_limit
 from utils import load_tokenizer_hparams_and_params
 
 
-def add_training_arguments(parser):
+def add_training_arguments(parser, max_length="tokens per text at most, [CLS] and [SEP] included"):
     parser.add_argument("--epochs", type=int, default=3, help="passes over the training rows (default: 3)")
     parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default: %(default)s)")
     parser.add_argument("--batch_size", type=int, default=32, help="rows per optimizer step (default: 32)")
     parser.add_argument("--max_length", type=int, default=128,
-                        help="tokens per text at most, [CLS] and [SEP] included (default: 128)")
+                        help=f"{max_length} (default: 128)")
     parser.add_argument("--warmup_ratio", type=float, default=0.1,
                         help="share of the steps with a rising learning rate, in [0, 1] (default: 0.1)")
     parser.add_argument("--weight_decay", type=float, default=0.01,

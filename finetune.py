@@ -22,12 +22,14 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
-from bert import classifier_head, token_classifier_head
+from bert import classifier_head, mlm_head, token_classifier_head
 from embedding_training import check as check_mnrl, embed_backward, embed_forward, mnrl_backward, mnrl_forward
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from runner import per_token, run_model
-from layers import SPANS
-from training import IGNORE, TOKENS, add_grads, check, checked_loss_and_grads, real_length
+from layers import IGNORE, MLM, SPANS, TOKENS
+from mlm_data import mask_tokens
+from parallel import bert_threaded
+from training import add_grads, check, checked_loss_and_grads, real_length
 
 # batches per length bucket: transformers' LengthGroupedSampler groups 50, which on a 1,600-row training set sorts
 # the whole epoch by length; groups of 8 keep more mixing of lengths across batches (closer to Trainer's default
@@ -68,7 +70,7 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     hp, kind, input_ids, segment_ids, attention_mask, labels, rng = check(
         params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
     shards = [rows for rows in np.array_split(np.arange(len(input_ids)), threads()) if len(rows)]
-    if kind == TOKENS:  # a shard weighs its share of the labelled tokens; one without any adds nothing
+    if kind in (TOKENS, MLM):  # a shard weighs its share of the labelled tokens; one without any adds nothing
         counts = [np.count_nonzero(labels[rows] != IGNORE) for rows in shards]
         shards, weights = [r for r, n in zip(shards, counts) if n], [n / sum(counts) for n in counts if n]
     else:
@@ -80,7 +82,7 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
         for rows, weight, shard_rng in part:
             length = input_ids.shape[1] if kind == SPANS else real_length(attention_mask[rows])
             inputs = [a[rows, :length] for a in (input_ids, segment_ids, attention_mask)]
-            shard_labels = labels[rows, :length] if kind == TOKENS else labels[rows]
+            shard_labels = labels[rows, :length] if kind in (TOKENS, MLM) else labels[rows]
             results.append(checked_loss_and_grads(params, hp, kind, *inputs, shard_labels, shard_rng, weight))
         return results
 
@@ -92,7 +94,7 @@ def parallel_loss_and_grads(params, hparams, input_ids, segment_ids, attention_m
     loss, grads = results[0]
     for (shard_loss, shard_grads), rows in zip(results[1:], shards[1:]):
         loss += shard_loss
-        add_grads(grads, shard_grads, input_ids[rows])
+        add_grads(grads, shard_grads, None if kind == MLM else input_ids[rows])
     return loss, grads
 
 
@@ -161,6 +163,42 @@ def train_pairs_epoch(params, hparams, tokenizer, columns, batches, state, lrs, 
         return parallel_mnrl_loss_and_grads(params, hparams, encoded, scale, rng)
 
     return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
+
+
+def train_mlm_epoch(params, hparams, tokenizer, blocks, batches, state, lrs, mask_rng, weight_decay=0.01,
+                    max_norm=1.0, rng=None, desc="train", progress=True, mlm_probability=0.15):
+    """train_epoch for a masked language model (params from training.init_masked_lm): blocks are
+    mlm_data.group_texts' rows of token ids; each batch of them is masked anew, as run_mlm's collator does
+    (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP], [PAD] or [MASK])."""
+    def loss_and_grads(rows):
+        input_ids, labels = mask_tokens(blocks[rows], mask_rng, tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
+                                        never_masked(tokenizer), mlm_probability)
+        return parallel_loss_and_grads(params, hparams, input_ids, None, None, labels, rng)
+
+    return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
+
+
+def never_masked(tokenizer):
+    """The ids mask_tokens never chooses: the special tokens but [UNK] (run_mlm's special_tokens_mask marks the
+    [CLS] and [SEP] it adds and leaves a word's [UNK] maskable; the collator never masks padding)."""
+    return [tokenizer.vocab[token] for token in tokenizer.specials if token != "[UNK]"]
+
+
+def masked_lm_loss(input_ids, labels, params, hparams, batch_size=32):
+    """The mean cross-entropy of a masked language model over every masked token (labels not IGNORE) of the
+    rows input_ids [N, L] (inference: no dropout); its exponential is the perplexity."""
+    if not (np.asarray(labels) != IGNORE).any():
+        raise ValueError("no token is masked (every label is IGNORE, -100): the loss would be undefined")
+    total, count = 0.0, 0
+    for start in range(0, len(input_ids), batch_size):
+        rows = slice(start, start + batch_size)
+        masked = labels[rows] != IGNORE
+        seq_output, _ = bert_threaded(input_ids[rows], None, params, hparams)
+        logits = mlm_head(seq_output[masked], params, hparams)  # [n, V] for the batch's n masked tokens
+        logits -= logits.max(axis=1, keepdims=True)
+        log_probs = logits[np.arange(len(logits)), labels[rows][masked]] - np.log(np.exp(logits).sum(axis=1))
+        total, count = total - float(log_probs.sum(dtype=np.float64)), count + len(logits)
+    return total / count
 
 
 def run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress):

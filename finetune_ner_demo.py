@@ -30,7 +30,8 @@ from demo_training import (add_training_arguments, check_training_arguments, loa
                            with_label_names)
 from finetune import predict_tokens, token_labels
 from runner import token_limit
-from training import IGNORE, init_token_classifier
+from layers import IGNORE
+from training import init_token_classifier
 
 COLUMNS = (("words_column", "tokens", "word lists"), ("tags_column", "ner_tags", "tag lists"))
 

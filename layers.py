@@ -263,6 +263,9 @@ def span_backward(cache):
 
 
 SPANS = "question_answering"  # the loss's name for a question-answering model (params with a "qa" head)
+TOKENS = "token_classification"  # the name of a token classifier (params without a pooler)
+MLM = "masked_lm"  # the name of a masked language model (params with an "mlm" head)
+IGNORE = -100  # a token label the loss skips, as torch's CrossEntropyLoss(ignore_index=-100) in HF's models
 LOSSES = {"single_label_classification": (cross_entropy_forward, cross_entropy_backward),
           "regression": (mse_forward, mse_backward),
           "multi_label_classification": (bce_with_logits_forward, bce_with_logits_backward),

@@ -212,25 +212,29 @@ def _shapes(params, h):
 def save_pretrained(folder, tokenizer, params, hparams):
     """Write a sequence classifier (params with "pooler" and "classifier", as training.init_classifier makes
     them), a token classifier (params with "classifier" and no "pooler", as training.init_token_classifier
-    makes them) or a question-answering model (params with "qa" and no "classifier", as
-    training.init_question_answering makes them) as a model folder that transformers'
-    BertForSequenceClassification (BertForTokenClassification, BertForQuestionAnswering) .from_pretrained and
-    load_model_folder both load: model.safetensors (HF names, no MLM/NSP/other heads), config.json (hparams
-    with that architecture, num_labels, and id2label / label2id from hparams["id2label"] or LABEL_0, LABEL_1,
-    ...), vocab.txt and tokenizer_config.json. The folder is written
-    under a temporary name beside it and renamed when complete, so an interrupted save leaves nothing; an
-    existing folder must be empty (it is never overwritten)."""
+    makes them), a question-answering model (params with "qa" and no "classifier", as
+    training.init_question_answering makes them) or a masked language model (params with "mlm" and neither, as
+    training.init_masked_lm makes them) as a model folder that transformers' BertForSequenceClassification
+    (BertForTokenClassification, BertForQuestionAnswering, BertForMaskedLM) .from_pretrained and
+    load_model_folder both load: model.safetensors (HF names, no other heads), config.json (hparams with that
+    architecture; a classifier's with num_labels, and id2label / label2id from hparams["id2label"] or LABEL_0,
+    LABEL_1, ...), vocab.txt and tokenizer_config.json. The folder is written under a temporary name beside it
+    and renamed when complete, so an interrupted save leaves nothing; an existing folder must be empty (it is
+    never overwritten)."""
     folder = _savable(folder, params, hparams, "save_pretrained")
-    head = "classifier" if "classifier" in params else "qa"
-    if head not in params:
-        raise ValueError("params has no classifier or question-answering head: save_pretrained writes a sequence "
-                         "or token classifier or a question-answering model (start from training.init_classifier, "
-                         "training.init_token_classifier or training.init_question_answering)")
+    head = next((key for key in ("classifier", "qa") if key in params),
+                "mlm" if set(params) == {"embeddings", "blocks", "mlm"} else None)
+    if head is None:
+        raise ValueError("params has no classifier or question-answering head and is not a masked language model "
+                         "(the encoder and an MLM head alone): save_pretrained writes a sequence or token classifier, "
+                         "a question-answering model or a masked language model (start from "
+                         "training.init_classifier, init_token_classifier, init_question_answering or init_masked_lm)")
     kept = ("embeddings", "blocks", "pooler", head) if head == "classifier" else ("embeddings", "blocks", head)
-    trained = [key for key in kept if key in params]  # BertForQuestionAnswering has no pooler
-    architecture = ("BertForQuestionAnswering" if head == "qa" else
-                    "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification")
-    config = classifier_config(hparams, params[head]["w"].shape[1], architecture)
+    trained = [key for key in kept if key in params]  # BertForQuestionAnswering and BertForMaskedLM have no pooler
+    architecture = {"qa": "BertForQuestionAnswering", "mlm": "BertForMaskedLM"}.get(head, (
+        "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification"))
+    config = ({"model_type": "bert", **hparams, "architectures": [architecture]} if head == "mlm" else
+              classifier_config(hparams, params[head]["w"].shape[1], architecture))
     state = to_state_dict({key: params[key] for key in trained})
     write_folder(folder, lambda tmp: write_bert_files(tmp, tokenizer, state, config, config["max_position_embeddings"]))
 

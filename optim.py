@@ -17,7 +17,7 @@ import numpy as np
 
 CHUNK = 1 << 14  # 16k float32 = 64 KiB per array: p, g, m, v and a scratch buffer fit in a 512 KiB L2
 TABLES = "embeddings/"  # embedding tables: only the rows of tokens seen so far have non-zero moments
-NO_DECAY = ("b", "g")  # biases and LayerNorm gains/biases: Trainer's rule; every other array is decayed
+NO_DECAY = ("b", "g", "bias")  # biases (the MLM head's per-word one too) and LayerNorm gains: Trainer's rule
 
 
 def leaves(tree, prefix=""):

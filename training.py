@@ -1,7 +1,8 @@
 """Training a classifier, of sequences (BertForSequenceClassification) or of tokens
-(BertForTokenClassification, e.g. NER), or an extractive question-answering model (BertForQuestionAnswering):
-a params tree ready to train (init_classifier, init_token_classifier, init_question_answering), the model's
-training forward that keeps its intermediates, its backward, and loss_and_grads.
+(BertForTokenClassification, e.g. NER), an extractive question-answering model (BertForQuestionAnswering) or a
+masked language model (BertForMaskedLM): a params tree ready to train (init_classifier, init_token_classifier,
+init_question_answering, init_masked_lm), the encoder's training forward that keeps its intermediates, its
+backward, and loss_and_grads with the task's head (task_heads.py).
 
     params = init_classifier(params, hparams, num_labels=2, seed=0)
     loss, grads = loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng)
@@ -14,21 +15,22 @@ hidden_dropout_prob when it is unset — before the classifier). A sequence clas
 alone (its keys and values for every token): the other positions' outputs would get zero gradient. The loss is
 the one HF picks (LOSSES in layers.py); a token classifier's is the cross-entropy over the tokens whose label
 is not IGNORE, and its classifier runs on those tokens alone; a question-answering model's is the mean of the
-cross-entropies of the answers' start and end positions over each input's tokens (padding included, as in HF).
+cross-entropies of the answers' start and end positions over each input's tokens (padding included, as in HF);
+a masked language model's is the cross-entropy over the masked tokens (labels not IGNORE), its head run on those
+tokens alone, and its decoder's gradient added to the word embeddings' (tied weights).
 """
 import numpy as np
 
 from bert import check_inputs, model_config
-from layers import (ACTIVATIONS, LOSSES, SPANS, activation_backward, attention_backward, attention_forward,
-                    dense_backward, dense_forward, dropout_backward, dropout_forward, embeddings_backward,
-                    embeddings_forward, layer_norm_backward, layer_norm_forward, tanh_backward, tanh_forward)
+from layers import (ACTIVATIONS, IGNORE, LOSSES, MLM, SPANS, TOKENS, activation_backward, attention_backward,
+                    attention_forward, dense_backward, dense_forward, dropout_backward, dropout_forward,
+                    embeddings_backward, embeddings_forward, layer_norm_backward, layer_norm_forward)
 from optim import leaves
+from task_heads import HEADS, sequence_head_backward, sequence_head_forward
 
 ROWS_PER_BLOCK = 32  # as bert.feed_forward: a block of 32 rows x intermediate_size stays in L2 cache
-TRAINED = ("embeddings", "blocks", "pooler", "classifier", "qa")  # what is trained; other heads are left out
+TRAINED = ("embeddings", "blocks", "pooler", "classifier", "qa", "mlm")  # what is trained; other heads are left out
 DROPOUT_DEFAULTS = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}  # HF's BertConfig
-TOKENS = "token_classification"  # the loss's name for a token classifier (params without a pooler)
-IGNORE = -100  # a token label the loss skips, as torch's CrossEntropyLoss(ignore_index=-100) in HF's models
 
 
 def init_classifier(params, hparams, num_labels, seed=0):
@@ -53,19 +55,41 @@ def init_question_answering(params, hparams, seed=0):
     return new_classifier(params, hparams, 2, seed, ("embeddings", "blocks", "qa"))
 
 
-def new_classifier(params, hparams, num_labels, seed, parts):  # parts: what is kept, then the new head's name
+def init_masked_lm(params, hparams, seed=0):
+    """A new params tree for BertForMaskedLM (continued pre-training, as transformers' run_mlm.py): writable
+    float32 copies of the encoder and of the checkpoint's MLM head; a checkpoint without one (e.g. a
+    sentence-transformers model) gets a new head, initialized as HF does: its dense layer as init_classifier's,
+    layer norm g = 1, b = 0, and a zero bias per word. The head's decoder is the word embeddings (tied), so
+    they train as both. No pooler and no NSP head (BertForMaskedLM has neither)."""
+    hparams, new_dense = head_maker(params, hparams, seed)
+    new = writable_copy({key: params[key] for key in ("embeddings", "blocks", "mlm") if key in params})
+    if "mlm" not in new:
+        H = hparams["hidden_size"]
+        new["mlm"] = {"transform": new_dense(H), "ln": {"g": np.ones(H, np.float32), "b": np.zeros(H, np.float32)},
+                      "bias": np.zeros(len(new["embeddings"]["word"]), np.float32)}
+    return new
+
+
+def head_maker(params, hparams, seed):
+    """(hparams with their defaults, new_dense(n_out): a new dense layer of hidden_size inputs, w ~ normal(0,
+    initializer_range) and b = 0, as HF initializes one), or a ValueError for a checkpoint not trained here."""
     hparams = model_config(params, hparams)
     if hparams.get("model_type", "bert") != "bert":
         raise ValueError(f"fine-tuning trains BERT checkpoints, not {hparams['model_type']} ones")
-    if type(num_labels) is not int or num_labels < 1:
-        raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
     rng = np.random.default_rng(seed)
-    std = hparams.get("initializer_range", 0.02)
-    H = hparams["hidden_size"]
+    std, H = hparams.get("initializer_range", 0.02), hparams["hidden_size"]
 
     def new_dense(n_out):
         return {"w": (rng.standard_normal((H, n_out)) * std).astype(np.float32), "b": np.zeros(n_out, np.float32)}
 
+    return hparams, new_dense
+
+
+def new_classifier(params, hparams, num_labels, seed, parts):  # parts: what is kept, then the new head's name
+    hparams, new_dense = head_maker(params, hparams, seed)
+    if type(num_labels) is not int or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}")
+    H = hparams["hidden_size"]
     new = writable_copy({key: params[key] for key in parts[:-1] if key in params})
     if "pooler" in parts and "pooler" not in new:
         new["pooler"] = new_dense(H)
@@ -87,11 +111,12 @@ def real_length(attention_mask):
     return int(np.flatnonzero(np.asarray(attention_mask).any(axis=0))[-1]) + 1
 
 
-def add_grads(total, grads, input_ids):
+def add_grads(total, grads, input_ids=None):
     """total += grads, array by array, in place: the gradients of another shard of a batch, whose tokens are
-    input_ids (only their rows of the word embeddings can be non-zero, so only those are added)."""
+    input_ids (only their rows of the word embeddings can be non-zero, so only those are added; None: all rows,
+    as a masked language model's decoder, tied to the word embeddings, gives every row a gradient)."""
     for (path, t), (_, g) in zip(leaves(total), leaves(grads)):
-        if path == "embeddings/word":
+        if path == "embeddings/word" and input_ids is not None:
             ids = np.unique(input_ids)
             t[ids] += g[ids]
         else:
@@ -152,16 +177,17 @@ def check_rng(rng):
         raise ValueError(f"rng must be a numpy.random.Generator (or None for no dropout), got {type(rng).__name__}")
 
 
-def check_token_labels(labels, shape, num_labels):
-    """A token classifier's labels [B, L] (input_ids' shape), each a class id or IGNORE, at least one not."""
+def check_token_labels(labels, shape, num_labels, model="a token classifier", classes=("class ids", "num_labels")):
+    """A token classifier's labels [B, L] (input_ids' shape), each a class id or IGNORE, at least one not (a
+    masked language model's: classes = ("token ids", "vocab_size"))."""
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu" or labels.shape != shape:
-        raise ValueError(f"a token classifier's labels must be integer class ids of input_ids' shape {shape} "
+        raise ValueError(f"{model}'s labels must be integer {classes[0]} of input_ids' shape {shape} "
                          f"(IGNORE, -100, for tokens without a label), got dtype {labels.dtype} and shape "
                          f"{labels.shape}")
     bad = labels[(labels != IGNORE) & ((labels < 0) | (labels >= num_labels))]
     if bad.size:
-        raise ValueError(f"token labels must lie in [0, {num_labels}) (num_labels) or be IGNORE (-100), found "
+        raise ValueError(f"token labels must lie in [0, {num_labels}) ({classes[1]}) or be IGNORE (-100), found "
                          f"{bad[0]}")
     if (labels == IGNORE).all():
         raise ValueError("no token has a label (all are IGNORE, -100): the loss would be undefined")
@@ -267,55 +293,6 @@ def encoder_backward(dx, cache, params, hp):  # dx [B, Lq, H] -> the gradients o
             "blocks": block_grads[::-1]}
 
 
-def sequence_head_forward(x, labels, params, hp, rng):  # x [B, 1, H]: [CLS] -> logits [B, num_labels]
-    cls = x[:, 0]
-    pooled, pooler = tanh_forward(dense_forward(cls, params["pooler"]))
-    pooled_dropped, drop_pooled = dropout_forward(pooled, hp["classifier_dropout"], rng)
-    return dense_forward(pooled_dropped, params["classifier"]), labels, (cls, pooler, pooled_dropped, drop_pooled)
-
-
-def sequence_head_backward(dlogits, cache, params):  # -> dx [B, 1, H], the pooler's and classifier's gradients
-    cls, pooler, pooled_dropped, drop_pooled = cache
-    grads = {}
-    dpooled, grads["classifier"] = dense_backward(dlogits, pooled_dropped, params["classifier"])
-    dpooled = tanh_backward(dropout_backward(dpooled, drop_pooled), pooler)
-    dcls, grads["pooler"] = dense_backward(dpooled, cls, params["pooler"])
-    return dcls[:, None, :], grads
-
-
-def token_head_forward(x, labels, params, hp, rng):  # x [B, L, H] -> logits [N, num_labels], labels [N]
-    """The classifier on the N labelled tokens alone (labels not IGNORE): the others' logits would get zero
-    gradient."""
-    labelled = np.flatnonzero(labels.reshape(-1) != IGNORE)  # flat positions in B * L
-    h = x.reshape(-1, x.shape[-1])[labelled]
-    h_dropped, drop = dropout_forward(h, hp["classifier_dropout"], rng)
-    return (dense_forward(h_dropped, params["classifier"]), labels.reshape(-1)[labelled],
-            (x.shape, labelled, h_dropped, drop))
-
-
-def token_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where unlabelled), the classifier's
-    shape, labelled, h_dropped, drop = cache
-    dh, g = dense_backward(dlogits, h_dropped, params["classifier"])
-    dx = np.zeros((shape[0] * shape[1], shape[2]), dh.dtype)
-    dx[labelled] = dropout_backward(dh, drop)
-    return dx.reshape(shape), {"classifier": g}
-
-
-def span_head_forward(x, positions, params, hp, rng):  # x [B, L, H] -> logits [B, L, 2]: start, end
-    x2 = x.reshape(-1, x.shape[-1])
-    return dense_forward(x2, params["qa"]).reshape(*x.shape[:2], 2), positions, x2
-
-
-def span_head_backward(dlogits, x2, params):  # -> dx [B, L, H], the qa head's gradients
-    dx, g = dense_backward(dlogits.reshape(-1, 2), x2, params["qa"])
-    return dx.reshape(*dlogits.shape[:2], -1), {"qa": g}
-
-
-# each kind of model's head (forward, backward) and loss; a sequence classifier's loss is its problem type
-HEADS = {TOKENS: (token_head_forward, token_head_backward, "single_label_classification"),
-         SPANS: (span_head_forward, span_head_backward, SPANS)}
-
-
 def loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels, rng=None):
     """The loss HF's BertForSequenceClassification, BertForTokenClassification or BertForQuestionAnswering
     computes (a float) and its gradient for every array of params (the same nested layout). input_ids,
@@ -327,8 +304,11 @@ def loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labe
     IGNORE (-100) where a token has no label ([CLS], [SEP], padding, a word's pieces after its first); the loss
     is the mean cross-entropy over the labelled tokens. For a question-answering model (a "qa" head, as
     init_question_answering makes it): each row's answer (start, end) token positions [B, 2], [CLS]'s (0, 0) for
-    no answer; the loss is the mean of the start and end positions' cross-entropies. rng: a numpy Generator for
-    dropout (training mode); None: no dropout (deterministic)."""
+    no answer; the loss is the mean of the start and end positions' cross-entropies. For a masked language model
+    (an "mlm" head and no other, as init_masked_lm makes it): the original token ids [B, L] of the masked
+    positions, IGNORE elsewhere (mlm_data.mask_tokens makes both the inputs and these labels); the loss is the
+    mean cross-entropy over the masked tokens. rng: a numpy Generator for dropout (training mode); None: no
+    dropout (deterministic)."""
     return checked_loss_and_grads(params, *check(params, hparams, input_ids, segment_ids, attention_mask, labels,
                                                  rng))
 
@@ -337,14 +317,20 @@ def check(params, hparams, input_ids, segment_ids, attention_mask, labels, rng):
     """loss_and_grads' arguments checked and completed: (hp, kind, input_ids, segment_ids, attention_mask,
     labels, rng), hp being hparams with every setting the training pass reads, kind the loss's name."""
     hp = {**model_config(params, hparams), **settings(hparams)}
-    if "classifier" not in params and "qa" not in params:
-        raise ValueError("params has no classifier or question-answering head: start from init_classifier(params, "
-                         "hparams, num_labels), init_token_classifier(params, hparams, num_labels) or "
-                         "init_question_answering(params, hparams)")
+    masked_lm = set(params) == {"embeddings", "blocks", "mlm"}  # as init_masked_lm makes it: no pooler, no NSP
+    if not ({"classifier", "qa"} & set(params) or masked_lm):
+        raise ValueError("params has no classifier or question-answering head and is not a masked language model "
+                         "(the encoder and an MLM head alone): start from init_classifier(params, hparams, "
+                         "num_labels), init_token_classifier(params, hparams, num_labels), "
+                         "init_question_answering(params, hparams) or init_masked_lm(params, hparams)")
     check_rng(rng)
     input_ids, segment_ids, attention_mask, _ = check_inputs(input_ids, segment_ids, attention_mask, hp)
-    if "classifier" not in params:
+    if "qa" in params and "classifier" not in params:
         return hp, SPANS, input_ids, segment_ids, attention_mask, check_positions(labels, attention_mask), rng
+    if masked_lm:
+        return hp, MLM, input_ids, segment_ids, attention_mask, check_token_labels(
+            labels, input_ids.shape, len(params["embeddings"]["word"]), "a masked language model",
+            ("token ids", "vocab_size")), rng
     num_labels = params["classifier"]["w"].shape[1]
     if "pooler" not in params:
         return hp, TOKENS, input_ids, segment_ids, attention_mask, check_token_labels(
@@ -367,5 +353,8 @@ def checked_loss_and_grads(params, hp, kind, input_ids, segment_ids, attention_m
     if weight != 1:
         dlogits *= dlogits.dtype.type(weight)
     dx, grads = head_backward(dlogits, head, params)
+    tied = grads.pop("word", None)  # the MLM decoder's share of the word embeddings' gradient
     grads.update(encoder_backward(dx, cache, params, hp))
+    if tied is not None:
+        grads["embeddings"]["word"] += tied
     return loss * weight, {key: grads[key] for key in TRAINED if key in grads}

@@ -2,7 +2,7 @@
 the test score after each epoch, over seeds, with the same recipe, rows, split and batches, each side in its
 own process on the same threads. For each seed numpy-bert runs first; without torch only numpy-bert runs.
 
-Four tasks, each on real text from ../shared/data and the real all-MiniLM-L6-v2, at its demo's defaults
+Five tasks, each on real text from ../shared/data and the real all-MiniLM-L6-v2, at its demo's defaults
 (AdamW lr 5e-5, weight decay 0.01 — not biases and LayerNorm —, linear schedule with 10% warmup, clipping at
 1.0, batch 32, 128 tokens, dropout on), both sides on the batches demo_training.epoch_batches cuts for the
 demo (length-grouped, shuffled with the seed; --batches_per_group 1: random batches, as Trainer draws them):
@@ -20,6 +20,10 @@ demo (length-grouped, shuffled with the seed; --batches_per_group 1: random batc
             BertForQuestionAnswering: test
             SQuAD F1, each side's weights answering through numpy-bert's question_answering pipeline (transformers
             5 has none; it is transformers 4.57's)
+  mlm       finetune_mlm_demo on the IMDB reviews (N 500, 1 epoch; blocks of 128 tokens, 15% masked, each batch
+            masked by the same draws on both sides) against BertForMaskedLM, MiniLM's new MLM head initialized
+            by each side: test perplexity, each side's weights scored by the demo's masked_lm_loss on the same
+            masked test blocks
 The torch sides use Trainer's optimizer (fused AdamW over Trainer's decay groups), schedule and clipping, and
 torch's own seeded head initialization. Seconds per epoch are training alone (each batch's tokenization
 included, the test evaluation not).
@@ -28,6 +32,7 @@ included, the test evaluation not).
     python benchmarks/bench_train.py --task pairs --seeds 0 1      # ~15 min
     python benchmarks/bench_train.py --task ner --N 300 --epochs 1 --seeds 0   # a quick check
     python benchmarks/bench_train.py --task qa --seeds 0 1         # ~30 min
+    python benchmarks/bench_train.py --task mlm --seeds 0 1        # ~25 min
 """
 import argparse
 import os
@@ -47,6 +52,7 @@ TASKS = {  # demo module, its score, its data's columns, the other side, default
     "pairs": ("finetune_embed_demo", "test_mrr", ["--anchor_column", "first_sentence", "--positive_column", "rest"],
               "sentence-transformers", 1000, 1),
     "qa": ("finetune_qa_demo", "test_f1", ["--max_length", "384", "--doc_stride", "128"], "transformers", 406, 2),
+    "mlm": ("finetune_mlm_demo", "test_perplexity", [], "transformers", 500, 1),
 }
 
 
@@ -55,6 +61,8 @@ def write_data(task, folder):
     from review_tasks import first_sentence_pairs, review_questions, write_tagged_conll
     if task == "classify":
         return os.path.join(SHARED_DATA, "rt_polarity_sample.csv")
+    if task == "mlm":
+        return os.path.join(SHARED_DATA, "imdb_sample.csv")
     if task == "ner":
         path = os.path.join(folder, "tagged.conll")
         write_tagged_conll(os.path.join(SHARED_DATA, "rt_polarity_sample.csv"), path, 2000)
@@ -121,8 +129,8 @@ def torch_side(args, seed):
     options = demo_args(args, seed)
     options.task = args.task
     ours = load_tokenizer_hparams_and_params(options.model_name)[0]
-    return {"classify": torch_classify, "ner": torch_ner, "pairs": torch_pairs, "qa": torch_qa}[args.task](
-        options, ours, lambda lengths, train: epoch_batches(lengths, train, options))
+    side = {"classify": torch_classify, "ner": torch_ner, "pairs": torch_pairs, "qa": torch_qa, "mlm": torch_mlm}
+    return side[args.task](options, ours, lambda lengths, train: epoch_batches(lengths, train, options))
 
 
 def torch_classify(options, ours, batches_of):
@@ -153,7 +161,7 @@ def torch_ner(options, ours, batches_of):
     import finetune_ner_demo
     import ner_metrics
     from finetune import token_labels
-    from training import IGNORE
+    from layers import IGNORE
     words, tag_ids, names, train, test = finetune_ner_demo.load_data(options)
     tokenizer = AutoTokenizer.from_pretrained(options.model_name)
     model = BertForTokenClassification.from_pretrained(options.model_name, num_labels=len(names))
@@ -242,6 +250,39 @@ def torch_qa(options, ours, batches_of):
         return finetune_qa_demo.test_scores(params, hparams, ours, rows, test, options, max_length, unanswerable)["f1"]
 
     return torch_training(model, batches_of([len(q) + len(w) + 3 for q, w in pairs], np.arange(len(pairs))),
+                          options, loss_of, evaluate)
+
+
+def torch_mlm(options, ours, batches_of):
+    """BertForMaskedLM on the demo's blocks (MiniLM has none: transformers initializes a new head, as
+    init_masked_lm does), each batch masked by the same draws as the demo's; scored by converting the weights after
+    each epoch and computing the demo's test perplexity on the same masked test blocks."""
+    import torch
+    from transformers import BertForMaskedLM
+    import finetune_mlm_demo
+    from convert import to_params
+    from finetune import masked_lm_loss, never_masked
+    from mlm_data import mask_tokens
+    from runner import token_limit
+    from utils import load_tokenizer_hparams_and_params
+    hparams = load_tokenizer_hparams_and_params(options.model_name)[1]
+    block_size = token_limit(hparams, options.max_length)
+    train_blocks, test_blocks = finetune_mlm_demo.load_blocks(options, ours, block_size)
+    test_inputs, test_labels = finetune_mlm_demo.masked_test_blocks(options, ours, test_blocks)
+    mask_rng = finetune_mlm_demo.training_masks(options)
+    model = BertForMaskedLM.from_pretrained(options.model_name)
+
+    def loss_of(rows):
+        inputs, labels = mask_tokens(train_blocks[rows], mask_rng, ours.vocab["[MASK]"], len(ours.vocab),
+                                     never_masked(ours), options.mlm_probability)
+        return model(input_ids=torch.from_numpy(inputs), labels=torch.from_numpy(labels)).loss
+
+    def evaluate():
+        state = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+        params = to_params(state, hparams["num_hidden_layers"])
+        return float(np.exp(masked_lm_loss(test_inputs, test_labels, params, hparams, options.batch_size)))
+
+    return torch_training(model, batches_of([block_size] * len(train_blocks), np.arange(len(train_blocks))),
                           options, loss_of, evaluate)
 
 

@@ -3,19 +3,21 @@ numpy-bert against torch on whole tensors (what the stored file can only sample)
 
 Needs torch==2.13.0 and transformers (never needed to run the tests). Writes tests/golden/train.npz:
   grad/<case>/...       torch's loss and every gradient of the random-weight classifiers of train_cases.py
-                        (sequence classifiers, the token classifiers of TOKEN_CASES and the question-answering
-                        models of QA_CASES)
+                        (sequence classifiers, the token classifiers of TOKEN_CASES, the question-answering
+                        models of QA_CASES and the masked language models of MLM_CASES)
   minilm/...            the real all-MiniLM-L6-v2 with a seeded head: torch's loss and, per tensor, max |grad|,
                         its L2 norm, seeded sample entries and seeded random projections
   minilm_tokens/...     the same model as a token classifier on words with seeded labels: the token labels
                         as transformers' examples align them (word_ids), torch's loss and the gradients' summary
   minilm_qa/...         the same model as a question-answering model (seeded head) on question/sentence pairs
+  minilm_mlm/...        the same model as a masked language model (a new seeded MLM head) on the sentences with
+                        tokens masked by mlm_data.mask_tokens: the masked inputs, the labels, loss and gradients
   mnrl/<case>/...       sentence-transformers' MultipleNegativesRankingLoss: the loss and the encoder's gradients
                         (MiniLM summarized as above, the tiny model whole)
   steps/<case>/...      10 AdamW steps with the linear schedule and clipping: the loss at every step and the
                         final weights (whole for the random classifier, sampled for MiniLM)
   adamw/...             the weights after adamw_step's settings in train_cases.ADAMW, from seeded gradients
-It also saves classifiers (of sequences and of tokens) and question-answering models with
+It also saves classifiers (of sequences and of tokens), question-answering and masked language models with
 model_folder.save_pretrained and loads them with transformers (goal 4).
 
 Run from the repository root:  python tests/make_golden_train.py
@@ -25,18 +27,21 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import (AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification,
-                          BertForTokenClassification, Trainer, get_linear_schedule_with_warmup)
+from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertForQuestionAnswering,
+                          BertForSequenceClassification, BertForTokenClassification, Trainer,
+                          get_linear_schedule_with_warmup)
 
 from conftest import GOLDEN_DIR, minilm_dir  # first: puts the repository on sys.path
 import train_cases as tc  # noqa: E402 (after conftest)
-from bert import bert, classifier_head, qa_head, token_classifier_head
+from bert import bert, classifier_head, mlm_head, qa_head, token_classifier_head
 from convert import to_params, to_state_dict
 from model_folder import load_model_folder, save_pretrained
 from optim import adamw_init, adamw_step, leaves
 from embedding_training import init_embedding_training, mnrl_loss_and_grads
-from finetune import batch_labels, token_labels
-from training import IGNORE, init_classifier, init_question_answering, init_token_classifier, loss_and_grads
+from finetune import batch_labels, never_masked, token_labels
+from layers import IGNORE
+from mlm_data import mask_tokens
+from training import init_classifier, init_masked_lm, init_question_answering, init_token_classifier, loss_and_grads
 
 torch.set_num_threads(2)
 OUT = {}
@@ -44,18 +49,24 @@ OUT = {}
 
 def model_class(params):
     """transformers' model of params' kind: BertForSequenceClassification, BertForTokenClassification (a
-    classifier without a pooler) or BertForQuestionAnswering (a "qa" head)."""
+    classifier without a pooler), BertForQuestionAnswering (a "qa" head) or BertForMaskedLM (an "mlm" head)."""
     if "qa" in params:
         return BertForQuestionAnswering
+    if "mlm" in params:
+        return BertForMaskedLM
     return BertForSequenceClassification if "pooler" in params else BertForTokenClassification
 
 
 def torch_model(hparams, params):
     """The model of params' kind (model_class) holding exactly params, in eval mode (no dropout)."""
-    head = params["qa" if "qa" in params else "classifier"]
+    head = params.get("qa", params.get("classifier", {"w": np.zeros((1, 2))}))  # an MLM's: num_labels unused
     config = BertConfig(**{k: v for k, v in hparams.items() if k != "num_labels"}, num_labels=head["w"].shape[1])
     model = model_class(params)(config).eval()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in to_state_dict(params).items()}, strict=True)
+    state = to_state_dict(params)
+    if "mlm" in params:  # the decoder, tied to the word embeddings and to the head's bias
+        state.update({"cls.predictions.decoder.weight": state["bert.embeddings.word_embeddings.weight"],
+                      "cls.predictions.decoder.bias": state["cls.predictions.bias"]})
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
     return model
 
 
@@ -110,7 +121,7 @@ def flat(arrays):
 
 def random_gradients():
     print("gradients, random-weight classifiers (dropout off):")
-    for name in [*tc.CASES, *tc.TOKEN_CASES, *tc.QA_CASES]:
+    for name in tc.GRADIENT_CASES:
         hparams, params = tc.classifier(name)
         inputs = tc.batch(name)
         loss, grads = torch_loss_and_grads(torch_model(hparams, params), inputs)
@@ -183,6 +194,22 @@ def minilm_qa_gradients():
     assert all((ours == enc[key]).all() for ours, key in zip(inputs, ("input_ids", "token_type_ids",
                                                                      "attention_mask")))
     minilm_case("minilm_qa", "MiniLM question answering", torch_model(hparams, params), params, hparams, inputs)
+
+
+def minilm_mlm_gradients():
+    print("gradients, all-MiniLM-L6-v2 as a masked language model with a new seeded head (dropout off):")
+    tokenizer, hparams, params = load_model_folder(minilm_dir())
+    params = init_masked_lm(params, hparams, seed=tc.HEAD_SEED)
+    encoded = tokenizer.batch_encode(tc.MINILM_SENTENCES, max_length=128)
+    enc = AutoTokenizer.from_pretrained(minilm_dir())(tc.MINILM_SENTENCES, padding=True, return_tensors="np")
+    assert (encoded["input_ids"] == enc["input_ids"]).all()
+    input_ids, labels = mask_tokens(encoded["input_ids"], np.random.default_rng(tc.HEAD_SEED),
+                                    tokenizer.vocab["[MASK]"], len(tokenizer.vocab), never_masked(tokenizer),
+                                    tc.MINILM_MLM_PROBABILITY)
+    OUT["minilm_mlm/input_ids"], OUT["minilm_mlm/labels"] = input_ids, labels
+    minilm_case("minilm_mlm", "MiniLM masked LM", torch_model(hparams, params), params, hparams,
+                (input_ids, encoded["segment_ids"], encoded["attention_mask"], labels),
+                f"{int((labels != IGNORE).sum())} masked tokens of {int(encoded['attention_mask'].sum())}; ")
 
 
 def mnrl_gradients():
@@ -313,6 +340,9 @@ def round_trip():
                   init_question_answering(params, hparams, seed=4)))
     cases.append(("tests/golden/tiny-gelu + question-answering head", tiny_tokenizer, tiny_hparams,
                   init_question_answering(tiny, tiny_hparams, seed=5)))
+    cases.append(("MiniLM + seeded new MLM head", tokenizer, hparams, init_masked_lm(params, hparams, seed=6)))
+    cases.append(("tests/golden/tiny-gelu + its own MLM head", tiny_tokenizer, tiny_hparams,
+                  init_masked_lm(tiny, tiny_hparams)))
     for label, tok, hp, p in cases:
         with tempfile.TemporaryDirectory() as tmp:
             folder = os.path.join(tmp, "saved")
@@ -328,7 +358,7 @@ def round_trip():
             ours = tok.batch_encode(tc.MINILM_SENTENCES, max_length=128)
             assert (ours["input_ids"] == enc["input_ids"].numpy()).all()
             seq, pooled = bert(ours["input_ids"], ours["segment_ids"], p, hp, attention_mask=ours["attention_mask"])
-            logits = (np.stack(qa_head(seq, p), -1) if "qa" in p else
+            logits = (np.stack(qa_head(seq, p), -1) if "qa" in p else mlm_head(seq, p, hp) if "mlm" in p else
                       token_classifier_head(seq, p) if tokens else classifier_head(pooled, p))
             real = ours["attention_mask"].astype(bool)[..., None] if tokens else True
             diff = float(np.abs(np.where(real, logits - hf_logits, 0)).max())
@@ -344,6 +374,7 @@ def main():
     minilm_gradients()
     minilm_token_gradients()
     minilm_qa_gradients()
+    minilm_mlm_gradients()
     mnrl_gradients()
     steps()
     adamw_alone()

@@ -15,7 +15,8 @@ from conftest import GOLDEN_DIR
 from finetune import batch_labels, predict_tokens, schedule, token_labels, train_epoch, training_batches
 from optim import adamw_init, leaves
 from pipelines import token_classification
-from training import IGNORE, init_token_classifier, loss_and_grads
+from layers import IGNORE
+from training import init_token_classifier, loss_and_grads
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
 

@@ -13,7 +13,8 @@ SCRIPTS = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "*_dem
 LIBRARY = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "*.py"))
                  if os.path.basename(p)[:-3] not in SCRIPTS)
 COPYABLE = ("bert", "tokenization", "bert_normalizer", "checkpoint", "convert", "model_folder", "st_modules", "layers",
-            "training", "optim", "embedding_training", "ner_metrics", "squad_metrics")  # NumPy + the standard library
+            "training", "task_heads", "mlm_data", "optim", "embedding_training", "ner_metrics",
+            "squad_metrics")  # NumPy + the standard library
 NETWORK = {"requests", "urllib3", "http", "urllib", "socket", "tqdm"}
 # Names whose import means "builds params from files" and "runs the model": no module may do both.
 BUILDS_PARAMS = {"to_params", "read_safetensors", "read_torch_checkpoint", "read_weights", "load_model_folder"}

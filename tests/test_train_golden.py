@@ -1,5 +1,5 @@
 """Training parity with torch (golden file from tests/make_golden_train.py): gradients equal torch autograd's
-(sequence and token classifiers, question-answering models, and sentence-transformers'
+(sequence and token classifiers, question-answering models, masked language models, and sentence-transformers'
 MultipleNegativesRankingLoss), ten AdamW steps
 with the schedule and clipping equal torch's, and adamw_step alone equals torch.optim.AdamW."""
 import os
@@ -13,7 +13,8 @@ from model_folder import load_model_folder
 from optim import adamw_init, adamw_step, leaves
 from embedding_training import init_embedding_training, mnrl_loss_and_grads
 from finetune import batch_labels, token_labels
-from training import init_classifier, init_question_answering, init_token_classifier, loss_and_grads
+from layers import IGNORE
+from training import init_classifier, init_masked_lm, init_question_answering, init_token_classifier, loss_and_grads
 
 GRAD_TOLERANCE = 1e-4  # max |ours - torch| <= 1e-4 max |torch|, per tensor (goal 1)
 ROUNDING = 1e-6  # a gradient that is zero but for rounding (train_cases.zero_gradients): at most 1e-6 x the largest
@@ -70,7 +71,7 @@ def assert_matches_summary(golden, prefix, arrays, tolerance, projection_toleran
                                      projection_tolerance * golden[f"{prefix}/norm"][i] + 1e-30, err_msg=path)
 
 
-@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES) + sorted(tc.QA_CASES))
+@pytest.mark.parametrize("name", tc.GRADIENT_CASES)
 def test_gradients_equal_torch_autograd_on_random_classifiers(golden, name):
     hparams, params = tc.classifier(name)
     loss, grads = loss_and_grads(params, hparams, *tc.batch(name))
@@ -108,6 +109,22 @@ def test_question_answering_gradients_equal_torch_autograd_on_minilm(golden, min
     loss, grads = loss_and_grads(params, hparams, *tc.minilm_qa_batch(tokenizer))
     assert loss == pytest.approx(golden["minilm_qa/loss"], rel=1e-5)
     assert_matches_summary(golden, "minilm_qa/grad", leaves(grads), GRAD_TOLERANCE, 1e-4, tc.zero_gradients(params))
+
+
+def test_masked_lm_gradients_equal_torch_autograd_on_minilm(golden, minilm):
+    """BertForMaskedLM (a new seeded head, its decoder tied to the word embeddings) on the sentences with tokens
+    masked by mlm_data.mask_tokens (the stored inputs and labels; the generator checks the unmasked inputs equal
+    transformers' tokenizer's)."""
+    tokenizer, hparams, params = load_model_folder(minilm)
+    params = init_masked_lm(params, hparams, seed=tc.HEAD_SEED)
+    encoded = tokenizer.batch_encode(tc.MINILM_SENTENCES, max_length=128)
+    input_ids, labels = golden["minilm_mlm/input_ids"], golden["minilm_mlm/labels"]
+    masked = labels != IGNORE
+    assert (input_ids[~masked] == encoded["input_ids"][~masked]).all()
+    assert (labels[masked] == encoded["input_ids"][masked]).all()
+    loss, grads = loss_and_grads(params, hparams, input_ids, encoded["segment_ids"], encoded["attention_mask"], labels)
+    assert loss == pytest.approx(golden["minilm_mlm/loss"], rel=1e-5)
+    assert_matches_summary(golden, "minilm_mlm/grad", leaves(grads), GRAD_TOLERANCE, 1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(tc.MNRL_CASES))

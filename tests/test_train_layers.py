@@ -164,7 +164,7 @@ def test_losses(kind):
         assert np.isfinite(forward(np.array([[1e4, -1e4, 0]]), np.array([[0.0, 1, 1]]))[0])
 
 
-@pytest.mark.parametrize("name", sorted(tc.CASES) + sorted(tc.TOKEN_CASES) + sorted(tc.QA_CASES))
+@pytest.mark.parametrize("name", tc.GRADIENT_CASES)
 @pytest.mark.parametrize("dropout", [False, True])
 def test_whole_training_pass_against_finite_differences(name, dropout):
     hparams, params = tc.classifier(name, np.float64)
@@ -177,9 +177,14 @@ def test_whole_training_pass_against_finite_differences(name, dropout):
 
     grads = loss_and_grads(params, hparams, input_ids, segment_ids, attention_mask, labels,
                            rng(5) if dropout else None)[1]
-    assert not grads["embeddings"]["word"][hparams["pad_token_id"]].any()
+    # [PAD]'s row takes no gradient as an input (by design, as HF's padding_idx); a masked language model's decoder,
+    # tied to the word embeddings, gives it one (torch's golden gradients check its value)
+    assert grads["embeddings"]["word"][hparams["pad_token_id"]].any() == ("mlm" in params)
+    # The backward uses exact GELU's derivative; the forward's erf is bert.erf's approximation (within 1.5e-7).
+    # Where an exact GELU feeds the loss through one layer (the MLM head's), the two differ by up to ~1e-5.
+    rtol = 1e-5 if "mlm" in params and hparams["hidden_act"] == "gelu" else 2e-6
     arrays, derivatives = zip(*[(p, g) for (path, p), (_, g) in zip(leaves(params), leaves(grads))
                                 if path != "embeddings/word"])
-    directional_check(loss, arrays, derivatives, rtol=2e-6)
-    word = params["embeddings"]["word"][1:]  # every row but [PAD]'s, which takes no gradient by design
-    directional_check(loss, [word], [grads["embeddings"]["word"][1:]], rtol=2e-6)
+    directional_check(loss, arrays, derivatives, rtol=rtol)
+    word = params["embeddings"]["word"][1:]  # every row but [PAD]'s, whose input gradient is left out by design
+    directional_check(loss, [word], [grads["embeddings"]["word"][1:]], rtol=rtol)

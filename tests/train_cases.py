@@ -7,7 +7,8 @@ import numpy as np
 from convert import to_params
 from optim import adamw_init, adamw_step, clip_grad_norm, leaves, linear_schedule, warmup_steps
 from synthetic import synthetic_state_dict
-from training import IGNORE, init_classifier, init_question_answering, init_token_classifier, loss_and_grads
+from layers import IGNORE
+from training import init_classifier, init_masked_lm, init_question_answering, init_token_classifier, loss_and_grads
 
 BASE = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
             max_position_embeddings=24, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0,
@@ -28,6 +29,11 @@ QA_CASES = {  # question-answering models (BertForQuestionAnswering): an answer'
     "qa": dict(hidden_act="gelu"),
     "qa_gelu_new": dict(CASES["gelu_new"], num_labels=2),
 }
+MLM_CASES = {  # masked language models (BertForMaskedLM, the synthetic MLM head): token ids on some tokens
+    "mlm": dict(hidden_act="gelu"),
+    "mlm_gelu_new": dict(CASES["gelu_new"]),
+}
+GRADIENT_CASES = [*CASES, *TOKEN_CASES, *QA_CASES, *MLM_CASES]  # the random models whose gradients torch's check
 BATCH, LENGTH = 5, 12
 
 # The real all-MiniLM-L6-v2 with a seeded head, on a padded batch of real sentences
@@ -52,6 +58,8 @@ MINILM_WORDS = [sentence.split() for sentence in MINILM_SENTENCES[:5]] + [
 MINILM_TOKEN_LABELS = 5
 # ... and as a question-answering model: the sentences as contexts of one question
 MINILM_QUESTION = "what does the critic think of the film ?"
+# ... and as a masked language model (a new seeded MLM head): the sentences with this share of tokens masked
+MINILM_MLM_PROBABILITY = 0.3
 
 # MultipleNegativesRankingLoss: (anchor, positive, hard negative) triplets of short real-looking reviews; the
 # MiniLM case trains on the pairs with its own mean pooling and Normalize, the tiny one on the triplets with
@@ -81,7 +89,7 @@ ADAMW = dict(steps=3, lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6)
 
 def config(name):
     """The case's config.json as a dict (num_labels and problem_type included)."""
-    return {**BASE, **{**CASES, **TOKEN_CASES, **QA_CASES}[name]}
+    return {**BASE, **{**CASES, **TOKEN_CASES, **QA_CASES, **MLM_CASES}[name]}
 
 
 def classifier(name, dtype=np.float32):
@@ -92,6 +100,8 @@ def classifier(name, dtype=np.float32):
     encoder = to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"])
     if name in QA_CASES:
         params = init_question_answering(encoder, hparams, seed=seed)
+    elif name in MLM_CASES:
+        params = init_masked_lm(encoder, hparams, seed=seed)
     else:
         init = init_token_classifier if name in TOKEN_CASES else init_classifier
         params = init(encoder, hparams, hparams["num_labels"], seed=seed)
@@ -125,9 +135,10 @@ def batch(name, step=0):
         ends = rng.integers(0, lengths)
         labels = np.stack([rng.integers(0, ends + 1), ends], axis=1)
         labels[1] = 0
-    elif name in TOKEN_CASES:  # IGNORE on [CLS], padding and a quarter of the other tokens
-        labels = rng.integers(0, n, (BATCH, LENGTH))
-        labels[(attention_mask == 0) | (positions == 0) | (rng.random((BATCH, LENGTH)) < 0.25)] = IGNORE
+    elif name in TOKEN_CASES or name in MLM_CASES:  # IGNORE on [CLS], padding and some of the other tokens
+        labels = rng.integers(0, hparams["vocab_size"] if name in MLM_CASES else n, (BATCH, LENGTH))
+        unlabelled = rng.random((BATCH, LENGTH)) < (0.7 if name in MLM_CASES else 0.25)
+        labels[(attention_mask == 0) | (positions == 0) | unlabelled] = IGNORE
     elif n == 1:
         labels = rng.standard_normal(BATCH).astype(np.float32)
     elif hparams.get("problem_type") == "multi_label_classification":
