@@ -10,6 +10,7 @@ concatenated and cut into blocks of equal length (group_texts), and BERT's maski
 import numpy as np
 
 from layers import IGNORE
+
 MASK_FRACTIONS = (0.8, 0.1)  # of the chosen tokens: replaced by [MASK], by a random token; the rest stay as they are
 
 

@@ -32,7 +32,7 @@ included, the test evaluation not).
     python benchmarks/bench_train.py --task pairs --seeds 0 1      # ~15 min
     python benchmarks/bench_train.py --task ner --N 300 --epochs 1 --seeds 0   # a quick check
     python benchmarks/bench_train.py --task qa --seeds 0 1         # ~30 min
-    python benchmarks/bench_train.py --task mlm --seeds 0 1        # ~25 min
+    python benchmarks/bench_train.py --task mlm --seeds 0 1        # ~20 min
 """
 import argparse
 import os
