@@ -50,6 +50,10 @@ class ArgumentParser(argparse.ArgumentParser):
                 return candidate
         return None
 
+    def takes_value(self, option):
+        """Whether the option (as defined, e.g. "--top_k") takes a value: not a flag such as store_true's."""
+        return self._option_string_actions[option].nargs != 0
+
     def close_options(self, name):
         """The options name (e.g. "--n", "--top", "--topk", "n") may have meant: the same in another case, the
         ones it begins (what argparse's prefix matching would have guessed from), or the closest typo."""
@@ -72,7 +76,7 @@ class ArgumentParser(argparse.ArgumentParser):
                 name, equals, value = word.partition("=")
                 option = self.option_for(name) or self.error(self.unknown(name))
                 out.append(option + equals + value)
-                value_next = not equals and self._option_string_actions[option].nargs != 0
+                value_next = not equals and self.takes_value(option)
         return out
 
     def unknown(self, name, form="option"):

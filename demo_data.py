@@ -49,8 +49,8 @@ def check_data_arguments(args, columns=("text_column", "label_column"), min_rows
 
 def bare_pairs_to_flags(argv, parser):
     """['N', '1000', '--seed', '1'] -> ['--N', '1000', '--seed', '1']: a bare word where an option name
-    is expected is a key and becomes --key (dataset-name too); values (even ones starting with '-') are left
-    alone. A bare word that is no key is an error (parser.error) naming the keys: the close one for a misspelt
+    is expected is a key and becomes --key (dataset-name too); a flag (e.g. line_by_line) takes no value after
+    it; values (even ones starting with '-') are left alone. A bare word that is no key is an error (parser.error) naming the keys: the close one for a misspelt
     key, the key it needs for a value without one."""
     flags, expecting_value = [], False
     for word in argv:
@@ -59,10 +59,12 @@ def bare_pairs_to_flags(argv, parser):
             expecting_value = False
         elif word.startswith("-"):
             flags.append(word)
-            expecting_value = "=" not in word and word not in ("-h", "--help")
+            option = parser.option_for(word)
+            expecting_value = "=" not in word and (option is None or parser.takes_value(option))
         else:
-            flags.append(parser.option_for("--" + word) or parser.error(not_a_key(word, parser)))
-            expecting_value = True
+            option = parser.option_for("--" + word) or parser.error(not_a_key(word, parser))
+            flags.append(option)
+            expecting_value = parser.takes_value(option)
     return flags
 
 

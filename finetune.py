@@ -27,7 +27,7 @@ from embedding_training import check as check_mnrl, embed_backward, embed_forwar
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from runner import per_token, run_model
 from layers import IGNORE, MLM, SPANS, TOKENS
-from mlm_data import mask_tokens
+from mlm_data import mask_tokens, padded
 from parallel import bert_threaded
 from training import add_grads, check, checked_loss_and_grads, real_length
 
@@ -168,14 +168,24 @@ def train_pairs_epoch(params, hparams, tokenizer, columns, batches, state, lrs, 
 def train_mlm_epoch(params, hparams, tokenizer, blocks, batches, state, lrs, mask_rng, weight_decay=0.01,
                     max_norm=1.0, rng=None, desc="train", progress=True, mlm_probability=0.15):
     """train_epoch for a masked language model (params from training.init_masked_lm): blocks are
-    mlm_data.group_texts' rows of token ids; each batch of them is masked anew, as run_mlm's collator does
-    (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP], [PAD] or [MASK])."""
+    mlm_data.group_texts' rows of token ids, or line_rows' sequences (each batch padded to its longest); each
+    batch is masked anew, as run_mlm's collator does (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP],
+    [PAD] or [MASK])."""
     def loss_and_grads(rows):
-        input_ids, labels = mask_tokens(blocks[rows], mask_rng, tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
+        input_ids, attention_mask = mlm_batch(blocks, rows, tokenizer)
+        input_ids, labels = mask_tokens(input_ids, mask_rng, tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
                                         never_masked(tokenizer), mlm_probability)
-        return parallel_loss_and_grads(params, hparams, input_ids, None, None, labels, rng)
+        return parallel_loss_and_grads(params, hparams, input_ids, None, attention_mask, labels, rng)
 
     return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
+
+
+def mlm_batch(blocks, rows, tokenizer):
+    """(input_ids, attention_mask) of the rows: group_texts' blocks as they are (no padding: None), line_rows'
+    sequences padded with [PAD] (mlm_data.padded)."""
+    if isinstance(blocks, np.ndarray):
+        return blocks[rows], None
+    return padded([blocks[i] for i in rows], tokenizer.vocab["[PAD]"])
 
 
 def never_masked(tokenizer):
@@ -184,16 +194,19 @@ def never_masked(tokenizer):
     return [tokenizer.vocab[token] for token in tokenizer.specials if token != "[UNK]"]
 
 
-def masked_lm_loss(input_ids, labels, params, hparams, batch_size=32):
+def masked_lm_loss(input_ids, labels, params, hparams, batch_size=32, attention_mask=None):
     """The mean cross-entropy of a masked language model over every masked token (labels not IGNORE) of the
-    rows input_ids [N, L] (inference: no dropout); its exponential is the perplexity."""
-    if not (np.asarray(labels) != IGNORE).any():
+    rows input_ids [N, L] (attention_mask: 1 on real tokens, None: all real; inference: no dropout); its
+    exponential is the perplexity."""
+    input_ids, labels = np.asarray(input_ids), np.asarray(labels)
+    if not (labels != IGNORE).any():
         raise ValueError("no token is masked (every label is IGNORE, -100): the loss would be undefined")
     total, count = 0.0, 0
     for start in range(0, len(input_ids), batch_size):
         rows = slice(start, start + batch_size)
         masked = labels[rows] != IGNORE
-        seq_output, _ = bert_threaded(input_ids[rows], None, params, hparams)
+        seq_output, _ = bert_threaded(input_ids[rows], None, params, hparams,
+                                      None if attention_mask is None else attention_mask[rows])
         logits = mlm_head(seq_output[masked], params, hparams)  # [n, V] for the batch's n masked tokens
         logits -= logits.max(axis=1, keepdims=True)
         log_probs = logits[np.arange(len(logits)), labels[rows][masked]] - np.log(np.exp(logits).sum(axis=1))

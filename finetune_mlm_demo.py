@@ -4,7 +4,9 @@ blocks of max_length tokens; each batch has 15% of its tokens chosen anew (of th
 random token, 10% stay), and the encoder and MLM head (its decoder tied to the word embeddings) are trained to
 predict them with AdamW (linear warmup and decay, gradient clipping at 1.0, dropout as the config says). The test
 texts' blocks, masked once with the seed, give the test perplexity (exp of the mean cross-entropy over their
-masked tokens) before training and after each epoch.
+masked tokens) before training and after each epoch. With --line_by_line each text is a sequence of its own
+instead, cut to max_length tokens and padded per batch (run_mlm.py's --line_by_line: for short texts that
+should not run into each other).
 
     python finetune_mlm_demo.py dataset_name ../shared/data/imdb_sample.csv N 1000 model_name bert-base-uncased
     python finetune_mlm_demo.py --dataset_name imdb --N 1000 --epochs 3 --save_dir my-bert-imdb
@@ -24,9 +26,9 @@ from sklearn.model_selection import train_test_split
 import cli
 from demo_data import add_data_arguments, bare_pairs_to_flags, check_data_arguments, load_rows
 from demo_training import add_training_arguments, check_training_arguments, load_model, run, save, train_and_evaluate
-from finetune import masked_lm_loss, never_masked, train_mlm_epoch
+from finetune import masked_lm_loss, mlm_batch, never_masked, train_mlm_epoch
 from layers import IGNORE
-from mlm_data import group_texts, mask_tokens
+from mlm_data import group_texts, line_rows, mask_tokens
 from runner import token_limit
 from training import init_masked_lm
 
@@ -34,7 +36,10 @@ from training import init_masked_lm
 def parse_args(argv):
     parser = cli.ArgumentParser(description=__doc__)
     add_data_arguments(parser, columns=(("text_column", "text", "texts"),), rows="texts")
-    add_training_arguments(parser, "tokens per block (the texts' tokens are concatenated and cut into blocks)")
+    add_training_arguments(parser, "tokens per block (the texts' tokens are concatenated and cut into blocks), "
+                                   "or per text at most with --line_by_line")
+    parser.add_argument("--line_by_line", action="store_true",
+                        help="each text a sequence of its own, cut to max_length, instead of blocks")
     parser.add_argument("--mlm_probability", type=float, default=0.15,
                         help="share of the tokens chosen for prediction, in (0, 1) (default: %(default)s)")
     args = parser.parse_args(bare_pairs_to_flags(argv, parser))
@@ -46,12 +51,18 @@ def parse_args(argv):
 
 
 def load_blocks(args, tokenizer, block_size):
-    """The training and the test texts' blocks of token ids (mlm_data.group_texts); exits with one line when the
-    test texts (or the training texts) hold less than one block."""
+    """The training and the test texts' blocks of token ids (mlm_data.group_texts), or with --line_by_line their
+    sequences (mlm_data.line_rows; texts without a token left out, as run_mlm leaves out empty lines); exits with
+    one line when the test texts (or the training texts) hold less than one block, or no token."""
     datasets.disable_progress_bars()
     texts = load_rows(args, {"--text_column": args.text_column})[args.text_column]
     train, test = train_test_split(np.arange(len(texts)), test_size=args.test_ratio, random_state=args.seed)
     ids = [tokenizer.convert_tokens_to_ids(["[CLS]", *tokenizer.tokenize(text), "[SEP]"]) for text in texts]
+    if args.line_by_line:
+        sides = [line_rows([ids[i] for i in rows if len(ids[i]) > 2], block_size) for rows in (train, test)]
+        if not all(sides):
+            sys.exit("error: the training or the test texts have no tokens: give more texts (N, test_ratio)")
+        return sides
     try:
         return [group_texts([ids[i] for i in rows], block_size) for rows in (train, test)]
     except ValueError as err:
@@ -59,9 +70,11 @@ def load_blocks(args, tokenizer, block_size):
 
 
 def masked_test_blocks(args, tokenizer, blocks):
-    """(input_ids, labels) of the test blocks, masked once with the seed (mlm_data.mask_tokens)."""
-    return mask_tokens(blocks, np.random.default_rng([args.seed, 4]), tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
-                       never_masked(tokenizer), args.mlm_probability)
+    """(input_ids, labels, attention_mask or None) of the test blocks (or line_rows' sequences, padded), masked
+    once with the seed (mlm_data.mask_tokens)."""
+    input_ids, attention_mask = mlm_batch(blocks, np.arange(len(blocks)), tokenizer)
+    return (*mask_tokens(input_ids, np.random.default_rng([args.seed, 4]), tokenizer.vocab["[MASK]"],
+                         len(tokenizer.vocab), never_masked(tokenizer), args.mlm_probability), attention_mask)
 
 
 def training_masks(args):
@@ -76,13 +89,14 @@ def fine_tune(args, progress=True):
                                                                                             seed=args.seed))
     block_size = token_limit(hparams, args.max_length)
     train_blocks, test_blocks = load_blocks(args, tokenizer, block_size)
-    test_inputs, test_labels = masked_test_blocks(args, tokenizer, test_blocks)
-    print(f"{len(train_blocks)} training blocks and {len(test_blocks)} test blocks of {block_size} tokens "
+    test_inputs, test_labels, test_mask = masked_test_blocks(args, tokenizer, test_blocks)
+    unit = ("texts", "texts of at most") if args.line_by_line else ("blocks", "blocks of")
+    print(f"{len(train_blocks)} training {unit[0]} and {len(test_blocks)} test {unit[1]} {block_size} tokens "
           f"({int((test_labels != IGNORE).sum())} masked test tokens)", flush=True)
 
     def evaluate(params):
         return "test perplexity", float(np.exp(masked_lm_loss(test_inputs, test_labels, params, hparams,
-                                                              args.batch_size)))
+                                                              args.batch_size, test_mask)))
 
     before = evaluate(params)[1]
     print(f"before training: test perplexity {before:.4f}", flush=True)
@@ -93,8 +107,8 @@ def fine_tune(args, progress=True):
                                mlm_probability=args.mlm_probability, **options)
 
     seconds, perplexity = train_and_evaluate(args, (tokenizer, params, hparams), (train_blocks,),
-                                             [block_size] * len(train_blocks), np.arange(len(train_blocks)), evaluate,
-                                             epoch, progress)
+                                             [len(row) for row in train_blocks], np.arange(len(train_blocks)),
+                                             evaluate, epoch, progress)
     save(args, (tokenizer, params, hparams))
     return {"epoch_seconds": seconds, "test_perplexity": perplexity, "perplexity_before": before}
 

@@ -1,6 +1,7 @@
 """A masked language model's training inputs, as transformers' run_mlm.py makes them: the texts' tokens
-concatenated and cut into blocks of equal length (group_texts), and BERT's masking of 15% of the tokens
-(DataCollatorForLanguageModeling), drawn anew for each batch. NumPy alone.
+concatenated and cut into blocks of equal length (group_texts), or with --line_by_line each text a sequence of
+its own, cut to the longest allowed (line_rows) and padded per batch (padded); and BERT's masking of 15% of the
+tokens (DataCollatorForLanguageModeling), drawn anew for each batch. NumPy alone.
 
     ids = [tokenizer.convert_tokens_to_ids(["[CLS]"] + tokenizer.tokenize(text) + ["[SEP]"]) for text in texts]
     blocks = group_texts(ids, 128)  # [n_blocks, 128]
@@ -27,6 +28,25 @@ def group_texts(ids, block_size):
         raise ValueError(f"the texts hold {len(flat)} tokens, fewer than one block of {block_size}: give more "
                          "text or a smaller block size")
     return flat[:n_blocks * block_size].reshape(n_blocks, block_size)
+
+
+def line_rows(ids, max_length):
+    """run_mlm's --line_by_line sequences: each text's ids ([CLS] ... [SEP]) as an int64 array of its own, cut to
+    max_length by dropping the text's last tokens and keeping the final [SEP], as the tokenizer truncates."""
+    if type(max_length) is not int or max_length < 2:
+        raise ValueError(f"max_length must be an integer of at least 2 ([CLS] and [SEP]), got {max_length!r}")
+    return [np.array(text if len(text) <= max_length else [*text[:max_length - 1], text[-1]], dtype=np.int64)
+            for text in ids]
+
+
+def padded(rows, pad_id):
+    """(input_ids [B, L], attention_mask [B, L]) of sequences of different lengths, padded with pad_id after
+    each to the longest (L), as the collator pads a batch; attention_mask is 1 on the real tokens."""
+    lengths = np.array([len(row) for row in rows])
+    attention_mask = (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)
+    input_ids = np.full(attention_mask.shape, pad_id, dtype=np.int64)
+    input_ids[attention_mask == 1] = np.concatenate(rows)
+    return input_ids, attention_mask
 
 
 def mask_tokens(input_ids, rng, mask_id, vocab_size, special_ids, mlm_probability=0.15):

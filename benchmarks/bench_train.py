@@ -268,7 +268,7 @@ def torch_mlm(options, ours, batches_of):
     hparams = load_tokenizer_hparams_and_params(options.model_name)[1]
     block_size = token_limit(hparams, options.max_length)
     train_blocks, test_blocks = finetune_mlm_demo.load_blocks(options, ours, block_size)
-    test_inputs, test_labels = finetune_mlm_demo.masked_test_blocks(options, ours, test_blocks)
+    test_inputs, test_labels, _ = finetune_mlm_demo.masked_test_blocks(options, ours, test_blocks)
     mask_rng = finetune_mlm_demo.training_masks(options)
     model = BertForMaskedLM.from_pretrained(options.model_name)
 

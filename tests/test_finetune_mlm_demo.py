@@ -33,6 +33,18 @@ def test_continues_pre_training_lowers_the_perplexity_and_saves_a_folder_fill_ma
     assert len(found[0]) == 5 and found[0][0]["score"] > found[0][4]["score"]
 
 
+def test_line_by_line_trains_on_each_text_as_a_sequence(tmp_path, rt_polarity):
+    result = demo(tmp_path, "dataset_name", rt_polarity, "N", 200, "model_name", TINY, "line_by_line", "epochs", 2,
+                  "max_length", 24, "lr", 3e-3, "batch_size", 16)  # a bare flag takes no value
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^160 training texts and 40 test texts of at most 24 tokens \(\d+ masked test tokens\)$",
+                     result.stdout, re.M)
+    before = float(re.search(r"^before training: test perplexity (\d+\.\d{4})$", result.stdout, re.M)[1])
+    after = [float(p) for p in re.findall(r"^epoch \d: train loss \d+\.\d{4}, test perplexity (\d+\.\d{4})",
+                                          result.stdout, re.M)]
+    assert len(after) == 2 and after[1] < before
+
+
 def test_bad_options_and_too_little_text_are_one_error_line(tmp_path, imdb, rt_polarity):
     result = demo(tmp_path, "dataset_name", imdb, "model_name", TINY, "mlm_probability", 1.5)
     assert_one_line_error(result, "error: mlm_probability must be strictly between 0 and 1, got 1.5")

@@ -13,7 +13,7 @@ import model_folder
 from conftest import GOLDEN_DIR
 from finetune import masked_lm_loss, never_masked, parallel_loss_and_grads, train_mlm_epoch, training_batches
 from layers import IGNORE
-from mlm_data import group_texts, mask_tokens
+from mlm_data import group_texts, line_rows, mask_tokens, padded
 from optim import adamw_init, adamw_step, leaves
 from pipelines import fill_mask
 from training import init_masked_lm, loss_and_grads
@@ -46,6 +46,17 @@ def test_group_texts_concatenates_the_texts_and_drops_the_last_partial_block():
     for bad in (0, 2.5, "4"):
         with pytest.raises(ValueError, match="block_size"):
             group_texts([[1, 2, 3]], bad)
+
+
+def test_line_by_line_rows_are_cut_as_the_tokenizer_cuts_and_padded_per_batch():
+    rows = line_rows([[101, 7, 8, 9, 102], [101, 5, 102], [101, 102]], 4)
+    assert [row.tolist() for row in rows] == [[101, 7, 8, 102], [101, 5, 102], [101, 102]]  # the final [SEP] kept
+    input_ids, attention_mask = padded(rows, 0)
+    assert input_ids.tolist() == [[101, 7, 8, 102], [101, 5, 102, 0], [101, 102, 0, 0]]
+    assert attention_mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]]
+    for bad in (1, 3.0):
+        with pytest.raises(ValueError, match="max_length"):
+            line_rows([[101, 102]], bad)
 
 
 def test_mask_tokens_chooses_and_replaces_tokens_as_the_collator_does():
@@ -114,6 +125,16 @@ def test_the_training_loss_equals_the_inference_paths(tiny, review_blocks):
     assert shard_loss == pytest.approx(loss, rel=1e-6)
     for (path, a), (_, b) in zip(leaves(grads), leaves(shard_grads)):
         assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), path
+    # --line_by_line: sequences of different lengths, padded; the padding is never masked and changes nothing
+    rows = line_rows([row[:n] for row, n in zip(review_blocks[1][:6], (32, 9, 20, 5, 32, 14))], 32)
+    input_ids, attention_mask = padded(rows, tokenizer.vocab["[PAD]"])
+    inputs, labels = mask_tokens(input_ids, np.random.default_rng(1), tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
+                                 never_masked(tokenizer))
+    assert not (labels[attention_mask == 0] != IGNORE).any()
+    loss = loss_and_grads(trained, hparams, inputs, None, attention_mask, labels)[0]
+    assert masked_lm_loss(inputs, labels, trained, hparams, 4, attention_mask) == pytest.approx(loss, rel=1e-5)
+    assert parallel_loss_and_grads(trained, hparams, inputs, None, attention_mask, labels)[0] == pytest.approx(
+        loss, rel=1e-6)
 
 
 def test_loss_and_grads_refuses_what_is_no_masked_lm(tiny):
