@@ -215,10 +215,14 @@ def embeddings_backward(dx, input_ids, segment_ids, p, pad_token_id):
 # --- Losses, as HF's models compute them; each returns a float and the cache ---------------------------------
 
 def cross_entropy_forward(logits, labels):  # logits [B, C], labels ints [B]: mean -log softmax(logits)[label]
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    rows = np.arange(len(labels))
-    return float(-log_probs[rows, labels].mean()), (np.exp(log_probs), labels)
+    """-log softmax(z)[label] = log sum exp(z - max) - (z - max)[label], with one exponential per logit (a masked
+    language model has 30,522 logits a token); the cache is the softmax."""
+    probs = logits - logits.max(axis=-1, keepdims=True)
+    picked = probs[np.arange(len(labels)), labels]  # the labels' shifted logits (a copy)
+    np.exp(probs, out=probs)
+    sums = probs.sum(axis=-1, keepdims=True)
+    probs /= sums
+    return float((np.log(sums[:, 0]) - picked).mean()), (probs, labels)
 
 
 def cross_entropy_backward(cache):
