@@ -90,6 +90,9 @@ def fine_tune(args, progress=True):
     block_size = token_limit(hparams, args.max_length)
     train_blocks, test_blocks = load_blocks(args, tokenizer, block_size)
     test_inputs, test_labels, test_mask = masked_test_blocks(args, tokenizer, test_blocks)
+    if not (test_labels != IGNORE).any():
+        sys.exit(f"error: no test token was masked (mlm_probability {args.mlm_probability}): give more test texts "
+                 "(N, test_ratio) or a larger mlm_probability")
     unit = ("texts", "texts of at most") if args.line_by_line else ("blocks", "blocks of")
     print(f"{len(train_blocks)} training {unit[0]} and {len(test_blocks)} test {unit[1]} {block_size} tokens "
           f"({int((test_labels != IGNORE).sum())} masked test tokens)", flush=True)

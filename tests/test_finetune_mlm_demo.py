@@ -53,5 +53,8 @@ def test_bad_options_and_too_little_text_are_one_error_line(tmp_path, imdb, rt_p
     result = demo(tmp_path, "dataset_name", rt_polarity, "N", 4, "model_name", TINY, "max_length", 64)
     assert_one_line_error(result, "error: the texts hold", "fewer than one block of 64", "(max_length)",
                           "(N, test_ratio)")
+    result = demo(tmp_path, "dataset_name", rt_polarity, "N", 10, "model_name", TINY, "line_by_line",
+                  "mlm_probability", 1e-9)
+    assert_one_line_error(result, "error: no test token was masked (mlm_probability 1e-09)")
     assert_usage_error(demo(tmp_path, "--block_size", 64), "--block_size")
     assert not (tmp_path / "adapted").exists()
