@@ -50,8 +50,8 @@ def check_data_arguments(args, columns=("text_column", "label_column"), min_rows
 def bare_pairs_to_flags(argv, parser):
     """['N', '1000', '--seed', '1'] -> ['--N', '1000', '--seed', '1']: a bare word where an option name
     is expected is a key and becomes --key (dataset-name too); a flag (e.g. line_by_line) takes no value after
-    it; values (even ones starting with '-') are left alone. A bare word that is no key is an error (parser.error) naming the keys: the close one for a misspelt
-    key, the key it needs for a value without one."""
+    it; values (even ones starting with '-') are left alone. A bare word that is no key is an error
+    (parser.error) naming the keys: the close one for a misspelt key, the key it needs for a value without one."""
     flags, expecting_value = [], False
     for word in argv:
         if expecting_value:
