@@ -172,20 +172,23 @@ def train_mlm_epoch(params, hparams, tokenizer, blocks, batches, state, lrs, mas
     batch is masked anew, as run_mlm's collator does (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP],
     [PAD] or [MASK])."""
     def loss_and_grads(rows):
-        input_ids, attention_mask = mlm_batch(blocks, rows, tokenizer)
-        input_ids, labels = mask_tokens(input_ids, mask_rng, tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
-                                        never_masked(tokenizer), mlm_probability)
+        input_ids, labels, attention_mask = masked_batch(blocks, rows, tokenizer, mask_rng, mlm_probability)
         return parallel_loss_and_grads(params, hparams, input_ids, None, attention_mask, labels, rng)
 
     return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
 
 
-def mlm_batch(blocks, rows, tokenizer):
-    """(input_ids, attention_mask) of the rows: group_texts' blocks as they are (no padding: None), line_rows'
-    sequences padded with [PAD] (mlm_data.padded)."""
+def masked_batch(blocks, rows, tokenizer, mask_rng, mlm_probability=0.15):
+    """(input_ids, labels, attention_mask) of the rows, masked as run_mlm's collator masks them
+    (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP], [PAD] or [MASK]): group_texts' blocks as they are
+    (attention_mask None: no padding), line_rows' sequences padded with [PAD] (mlm_data.padded)."""
     if isinstance(blocks, np.ndarray):
-        return blocks[rows], None
-    return padded([blocks[i] for i in rows], tokenizer.vocab["[PAD]"])
+        input_ids, attention_mask = blocks[rows], None
+    else:
+        input_ids, attention_mask = padded([blocks[i] for i in rows], tokenizer.vocab["[PAD]"])
+    input_ids, labels = mask_tokens(input_ids, mask_rng, tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
+                                    never_masked(tokenizer), mlm_probability)
+    return input_ids, labels, attention_mask
 
 
 def never_masked(tokenizer):

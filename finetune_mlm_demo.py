@@ -26,9 +26,9 @@ from sklearn.model_selection import train_test_split
 import cli
 from demo_data import add_data_arguments, bare_pairs_to_flags, check_data_arguments, load_rows
 from demo_training import add_training_arguments, check_training_arguments, load_model, run, save, train_and_evaluate
-from finetune import masked_lm_loss, mlm_batch, never_masked, train_mlm_epoch
+from finetune import masked_batch, masked_lm_loss, train_mlm_epoch
 from layers import IGNORE
-from mlm_data import group_texts, line_rows, mask_tokens
+from mlm_data import group_texts, line_rows
 from runner import token_limit
 from training import init_masked_lm
 
@@ -72,9 +72,8 @@ def load_blocks(args, tokenizer, block_size):
 def masked_test_blocks(args, tokenizer, blocks):
     """(input_ids, labels, attention_mask or None) of the test blocks (or line_rows' sequences, padded), masked
     once with the seed (mlm_data.mask_tokens)."""
-    input_ids, attention_mask = mlm_batch(blocks, np.arange(len(blocks)), tokenizer)
-    return (*mask_tokens(input_ids, np.random.default_rng([args.seed, 4]), tokenizer.vocab["[MASK]"],
-                         len(tokenizer.vocab), never_masked(tokenizer), args.mlm_probability), attention_mask)
+    return masked_batch(blocks, np.arange(len(blocks)), tokenizer, np.random.default_rng([args.seed, 4]),
+                        args.mlm_probability)
 
 
 def training_masks(args):

@@ -261,8 +261,7 @@ def torch_mlm(options, ours, batches_of):
     from transformers import BertForMaskedLM
     import finetune_mlm_demo
     from convert import to_params
-    from finetune import masked_lm_loss, never_masked
-    from mlm_data import mask_tokens
+    from finetune import masked_batch, masked_lm_loss
     from runner import token_limit
     from utils import load_tokenizer_hparams_and_params
     hparams = load_tokenizer_hparams_and_params(options.model_name)[1]
@@ -273,8 +272,7 @@ def torch_mlm(options, ours, batches_of):
     model = BertForMaskedLM.from_pretrained(options.model_name)
 
     def loss_of(rows):
-        inputs, labels = mask_tokens(train_blocks[rows], mask_rng, ours.vocab["[MASK]"], len(ours.vocab),
-                                     never_masked(ours), options.mlm_probability)
+        inputs, labels, _ = masked_batch(train_blocks, rows, ours, mask_rng, options.mlm_probability)
         return model(input_ids=torch.from_numpy(inputs), labels=torch.from_numpy(labels)).loss
 
     def evaluate():
