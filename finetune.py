@@ -26,7 +26,7 @@ from bert import classifier_head, mlm_head, token_classifier_head
 from embedding_training import check as check_mnrl, embed_backward, embed_forward, mnrl_backward, mnrl_forward
 from optim import adamw_step, clip_grad_norm, linear_schedule, run_split, threads, warmup_steps
 from runner import per_token, run_model
-from layers import IGNORE, MLM, SPANS, TOKENS
+from layers import IGNORE, MLM, SPANS, TOKENS, cross_entropy_forward
 from mlm_data import mask_tokens, padded
 from parallel import bert_threaded
 from training import add_grads, check, checked_loss_and_grads, real_length
@@ -208,12 +208,13 @@ def masked_lm_loss(input_ids, labels, params, hparams, batch_size=32, attention_
     for start in range(0, len(input_ids), batch_size):
         rows = slice(start, start + batch_size)
         masked = labels[rows] != IGNORE
+        if not masked.any():
+            continue
         seq_output, _ = bert_threaded(input_ids[rows], None, params, hparams,
                                       None if attention_mask is None else attention_mask[rows])
         logits = mlm_head(seq_output[masked], params, hparams)  # [n, V] for the batch's n masked tokens
-        logits -= logits.max(axis=1, keepdims=True)
-        log_probs = logits[np.arange(len(logits)), labels[rows][masked]] - np.log(np.exp(logits).sum(axis=1))
-        total, count = total - float(log_probs.sum(dtype=np.float64)), count + len(logits)
+        total += cross_entropy_forward(logits, labels[rows][masked])[0] * len(logits)  # the training loss's
+        count += len(logits)
     return total / count
 
 
