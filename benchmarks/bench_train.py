@@ -225,7 +225,6 @@ def torch_qa(options, ours, batches_of):
     import torch
     from transformers import BertForQuestionAnswering
     import finetune_qa_demo
-    from convert import to_params
     from finetune import encode_rows
     from runner import token_limit
     from utils import load_tokenizer_hparams_and_params
@@ -245,9 +244,8 @@ def torch_qa(options, ours, batches_of):
                      end_positions=torch.from_numpy(positions[batch_rows, 1])).loss
 
     def evaluate():
-        state = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
-        params = to_params(state, hparams["num_hidden_layers"])
-        return finetune_qa_demo.test_scores(params, hparams, ours, rows, test, options, max_length, unanswerable)["f1"]
+        return finetune_qa_demo.test_scores(numpy_params(model, hparams), hparams, ours, rows, test, options,
+                                            max_length, unanswerable)["f1"]
 
     return torch_training(model, batches_of([len(q) + len(w) + 3 for q, w in pairs], np.arange(len(pairs))),
                           options, loss_of, evaluate)
@@ -260,7 +258,6 @@ def torch_mlm(options, ours, batches_of):
     import torch
     from transformers import BertForMaskedLM
     import finetune_mlm_demo
-    from convert import to_params
     from finetune import masked_batch, masked_lm_loss
     from runner import token_limit
     from utils import load_tokenizer_hparams_and_params
@@ -276,12 +273,18 @@ def torch_mlm(options, ours, batches_of):
         return model(input_ids=torch.from_numpy(inputs), labels=torch.from_numpy(labels)).loss
 
     def evaluate():
-        state = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
-        params = to_params(state, hparams["num_hidden_layers"])
-        return float(np.exp(masked_lm_loss(test_inputs, test_labels, params, hparams, options.batch_size)))
+        return float(np.exp(masked_lm_loss(test_inputs, test_labels, numpy_params(model, hparams), hparams,
+                                           options.batch_size)))
 
     return torch_training(model, batches_of([block_size] * len(train_blocks), np.arange(len(train_blocks))),
                           options, loss_of, evaluate)
+
+
+def numpy_params(model, hparams):
+    """The torch model's weights now, as numpy-bert's params (copies), to score them with the demo's own code."""
+    from convert import to_params
+    state = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+    return to_params(state, hparams["num_hidden_layers"])
 
 
 def report(results, args):
