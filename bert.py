@@ -142,7 +142,6 @@ def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bia
     Lq = L if n_queries is None else n_queries
     q, k, v = heads(dense(x, p["qkv"]).reshape(B, L, 3, n_head, D), Lq)  # from x W_qkv + b
     context = np.empty((B, Lq, n_head, D), dtype=np.float32)  # the heads side by side, for the output projection
-    ones = np.ones(L, dtype=np.float32)
     n_seqs, n_heads, n_rows = attention_block(B, Lq, L, n_head)
     for b in range(0, B, n_seqs):
         seqs = slice(b, b + n_seqs)
@@ -150,16 +149,35 @@ def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bia
         for a in range(0, n_head, n_heads):
             group = (seqs, slice(a, a + n_heads))  # these sequences' heads a to a + n_heads
             for r in range(0, Lq, n_rows):
-                scores = q[group][:, :, r:r + n_rows] @ k[group]  # [b, a, r, L]
-                if bias is not None:  # padded keys get a large negative score: zero weight after the softmax
-                    scores += bias
-                scores -= scores.max(axis=-1, keepdims=True)  # numerically stable: the largest exponent is 0
-                weights = np.exp(scores, out=scores)  # the softmax before its division by the row sums...
+                weights, row_sums = softmax_terms(q[group][:, :, r:r + n_rows], k[group], bias)  # [b, a, r, L]
                 out = context[seqs, r:r + n_rows, a:a + n_heads].transpose(0, 2, 1, 3)  # [b, a, r, D]
                 np.matmul(weights, v[group], out=out)
-                row_sums = weights @ ones  # [b, a, r]; a matrix-vector product is faster than .sum() on short rows
-                out /= row_sums[..., None]  # ...done here, on D values a row instead of L
+                out /= row_sums[..., None]  # the softmax's division, on D values a row instead of L
     return dense(context.reshape(B, Lq, H), p["proj"])
+
+
+SMALLEST_ROW_SUM = np.float32(1e-30)  # exp's terms stay normal floats, so they keep float32's precision
+
+
+def softmax_terms(q, k_t, bias):  # q [b, a, r, D], K^T [b, a, D, L] -> exp(scores - shift) [b, a, r, L], sums [b, a, r]
+    """The softmax's terms exp(s - shift) of the scores s = q K^T + bias (padded keys get a large negative bias:
+    zero weight), and their row sums, the softmax's denominators. Any shift of a row gives the same softmax:
+    it only guards exp against overflow (s > 88) and a whole row's underflow. So the scores go to exp as they
+    are, and only when a row sum says that a row overflowed or vanished are they computed again, each row
+    shifted by its largest score (as in the textbook softmax): two passes over the scores saved when the
+    scores are moderate, as trained models' are."""
+    ones = np.ones(k_t.shape[-1], dtype=np.float32)
+    for shifted in (False, True):
+        scores = q @ k_t
+        if bias is not None:
+            scores += bias
+        if shifted:
+            scores -= scores.max(axis=-1, keepdims=True)  # the largest exponent is 0
+        with np.errstate(over="ignore"):
+            terms = np.exp(scores, out=scores)
+        row_sums = terms @ ones  # a matrix-vector product is faster than .sum() on short rows
+        if shifted or ((row_sums >= SMALLEST_ROW_SUM) & (row_sums < np.inf)).all():
+            return terms, row_sums
 
 
 def attention_block(B, Lq, L, n_head):

@@ -64,6 +64,33 @@ def test_blocked_attention_equals_the_unblocked_formula(params, budget, monkeypa
     assert first.shape == (B, 2, x.shape[-1]) and np.abs(first - unblocked[:, :2]).max() <= 1e-6
 
 
+def softmax64(scores):
+    scores = scores.astype(np.float64)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("scale, shifted", [(1, False), (30, True), (-30, True)])  # moderate; overflow; underflow
+def test_softmax_terms_shift_only_when_a_row_overflows_or_vanishes(scale, shifted):
+    rng = np.random.default_rng(0)
+    q, k_t = rng.standard_normal((2, 3, 5, 8), dtype=np.float32), rng.standard_normal((2, 3, 8, 7), dtype=np.float32)
+    bias = np.where(np.arange(7) < np.array([7, 4])[:, None], np.float32(0), np.float32(-1e9))[:, None, None, :]
+    q[1, 2, 4] = np.abs(q[1, 2, 4]) * scale  # one row's scores reach +-100s: exp(s) overflows, or vanishes
+    k_t[1, 2] = np.abs(k_t[1, 2]) * 4
+    scores = q @ k_t + bias
+    largest = scores[1, 2, 4, :4].max()  # of that row's real keys: exp overflows past 88.7; the row vanishes below -69
+    assert (largest > 89 or largest < -104) == shifted
+    with np.errstate(over="raise", invalid="raise"):  # the overflow is not seen: no warning, no nan
+        terms, row_sums = bert.softmax_terms(q, k_t, bias)
+    assert terms.shape == scores.shape and row_sums.shape == scores.shape[:-1]
+    assert np.abs(terms / row_sums[..., None] - softmax64(scores)).max() <= 1e-6
+    assert terms[1, :, :, 4:].max() == 0  # the padded keys: no weight
+    # unshifted, the terms are exp of the scores themselves; shifted, every row's largest term is exp(0) = 1
+    assert np.array_equal(terms.max(axis=-1) == 1, np.ones(row_sums.shape, bool)) == shifted
+    if not shifted:
+        assert np.allclose(terms, np.exp(scores), rtol=1e-6, atol=0)
+
+
 def test_attention_scratch_memory_does_not_grow_with_the_scores(params):
     """At B=16, L=256 all the scores at once would take 16 MiB; the blocks keep them to a few hundred KiB."""
     rng = np.random.default_rng(0)
