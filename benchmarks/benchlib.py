@@ -32,6 +32,9 @@ def machine():
                     for i in threadpool_info() if i["user_api"] == "blas")
     except (ImportError, StopIteration):
         blas = "BLAS unknown"
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if forced:  # set on some machines for old OpenBLAS builds: the kernels are not the ones NumPy would choose
+        blas += ", set by " + " ".join(f"{k}={v}" for k, v in forced.items())
     return (f"{cpu}, {os.cpu_count()} cores; python {platform.python_version()}, "
             f"numpy {np.__version__} with {blas}")
 
