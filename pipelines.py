@@ -19,6 +19,7 @@ from bert import classifier_head, head_of, mlm_head, model_config, qa_head, soft
 from bert_normalizer import lowercase
 from checks import check_doc_stride, check_positive, check_texts, check_top_k, check_word_lists
 from runner import overflow_windows, per_token, run_model, run_model_parts, token_limit
+from quantization import check_precision, quantize_embeddings
 from st_modules import dense_modules
 from tokenization import MASK, PAD
 
@@ -31,7 +32,8 @@ SCORE_FUNCTIONS = {"softmax": softmax, "sigmoid": lambda x: 1 / (1 + np.exp(-x))
 # --- Sentence features ----------------------------------------------------------------------------------
 
 def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
-          progress=True, return_n_tokens=False, n_threads=None, prompt_name=None, prompt=None):
+          progress=True, return_n_tokens=False, n_threads=None, prompt_name=None, prompt=None, truncate_dim=None,
+          precision="float32"):
     """One float32 feature row per text, (N, H), in input order; with return_n_tokens, also each text's
     token count before truncation, [CLS] and [SEP] included, (N,) int64.
 
@@ -45,28 +47,38 @@ def embed(texts, tokenizer, params, hparams, batch_size=32, pooling=None, normal
     token_limit(hparams, max_length) tokens is cut, keeping the final [SEP]. n_threads: see run_model (the
     features are the same for any n_threads). prompt: a text put before every text, as sentence-transformers'
     prompts (e.g. "query: "), or prompt_name: the name of one of the folder's prompts; neither means the
-    folder's default_prompt_name's prompt, if it has one (see prompt_text)."""
+    folder's default_prompt_name's prompt, if it has one (see prompt_text). truncate_dim: keep each row's first
+    truncate_dim values (Matryoshka models), as sentence-transformers' encode does: after the folder's Normalize
+    module (so the rows are not of unit length) but before normalize=True's scaling. precision: "float32", or
+    the rows quantized as quantization.quantize_embeddings does, the int8 / uint8 ranges from these rows (as
+    encode's precision)."""
     if isinstance(texts, str):
         raise TypeError("embed takes a list of texts; wrap a single text in a list")
+    check_precision(precision)
     stream = embed_parts([texts], tokenizer, params, hparams, batch_size, pooling, normalize, max_length, n_threads,
-                         done=lambda n: bar.update(n), prompt_name=prompt_name, prompt=prompt)
+                         done=lambda n: bar.update(n), prompt_name=prompt_name, prompt=prompt,
+                         truncate_dim=truncate_dim)
     # the settings are checked here (embed_parts checks them at its call), before the bar shows
     with tqdm(total=len(texts), desc="embed", unit="text", disable=not progress) as bar:
         features, n_tokens = next(stream)
+    features = quantize_embeddings(features, precision)
     return (features, n_tokens) if return_n_tokens else features
 
 
 def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, normalize=None, max_length=None,
-                n_threads=None, done=lambda n_texts: None, prompt_name=None, prompt=None):
+                n_threads=None, done=lambda n_texts: None, prompt_name=None, prompt=None, truncate_dim=None):
     """For each list of texts in the iterable parts, embed's features and n_tokens (a generator; the settings
     are checked at the call), computed as a stream (run_model_parts): the next parts are read while the threads
     compute, and no core waits between parts. done(n) is called as each batch of n texts is finished."""
     model_config(params, hparams)
+    scale_after = normalize is True and truncate_dim is not None  # encode's normalize_embeddings: after the cut
     pooling, normalize, max_length, lower = embedding_settings(hparams, pooling, normalize, max_length)
     check_pooling(pooling, params)
     check_positive("batch_size", batch_size)
     check_positive("max_length", max_length)
-    empty = np.empty((0, embedding_dimension(params)), np.float32)
+    if truncate_dim is not None:
+        check_positive("truncate_dim", truncate_dim)
+    empty = np.empty((0, embedding_dimension(params, truncate_dim)), np.float32)
 
     def tokens(texts):
         return [tokenizer.tokenize(text) for text in (lowercased(texts, tokenizer) if lower else texts)]
@@ -81,9 +93,10 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
         mask = batch["attention_mask"].copy()
         mask[:, :n_prompt] = 0  # the prompt's tokens, when the pooling leaves them out
         features = dense_modules(_pool(pooling, seq_output, pooled_output, mask), params, hparams)
-        if normalize:  # as torch's F.normalize: x / max(|x|, 1e-12)
-            features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
-        return features
+        if normalize and not scale_after:
+            unit_rows(features)
+        features = features[:, :truncate_dim]
+        return unit_rows(features) if scale_after else features
 
     stream = run_model_parts(tokenizer, params, hparams, head, map(tokenized, parts), token_limit(hparams, max_length),
                              batch_size, pooling == "pooler" or pooling == "cls" and not n_prompt, n_threads, done)
@@ -91,10 +104,18 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
             for (tokens, _), rows in stream)
 
 
-def embedding_dimension(params):
-    """The size of embed's features: the last Dense module's output size, else the hidden size."""
+def embedding_dimension(params, truncate_dim=None):
+    """The size of embed's features: the last Dense module's output size, else the hidden size; at most
+    truncate_dim."""
     dense = params.get("sentence_dense")
-    return dense[-1]["w"].shape[1] if dense else params["embeddings"]["word"].shape[1]
+    size = dense[-1]["w"].shape[1] if dense else params["embeddings"]["word"].shape[1]
+    return size if truncate_dim is None else min(size, truncate_dim)
+
+
+def unit_rows(features):  # in place
+    """Each row scaled to unit length, as torch's F.normalize: x / max(|x|, 1e-12)."""
+    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
+    return features
 
 
 def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):

@@ -145,3 +145,46 @@ def test_a_stream_of_parts_gives_each_part_its_own_embed(model, rt_polarity):
         np.testing.assert_array_equal(features, alone)
         np.testing.assert_array_equal(n_tokens, alone_n)
     assert i == len(parts) - 1
+
+
+def test_truncate_dim_as_sentence_transformers_encode(model):
+    """Matryoshka truncation: after the folder's Normalize module (the rows are then shorter than 1), and before
+    normalize=True's scaling (encode's normalize_embeddings=True: unit rows)."""
+    n = int(GOLDEN["truncate_dim"])
+    truncated = embed(TEXTS, *model, batch_size=3, truncate_dim=n, progress=False)  # the folder's own settings
+    assert truncated.dtype == np.float32 and truncated.shape == (len(TEXTS), n)
+    np.testing.assert_allclose(truncated, GOLDEN["truncated"], rtol=0, atol=1e-6)
+    assert np.linalg.norm(truncated, axis=1).max() < 0.9
+    unit = embed(TEXTS, *model, batch_size=3, truncate_dim=n, normalize=True, progress=False)
+    np.testing.assert_allclose(unit, GOLDEN["truncated_normalized"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, rtol=0, atol=1e-6)
+    raw = embed(TEXTS, *model, batch_size=3, truncate_dim=n, normalize=False, progress=False)
+    np.testing.assert_allclose(raw, GOLDEN["mean"][:, :n], rtol=0, atol=2e-5)
+    assert embed(TEXTS[:2], *model, truncate_dim=1000, progress=False).shape == (2, 384)  # at most the size, as ST
+    assert embed([], *model, truncate_dim=n, progress=False).shape == (0, n)
+
+
+@pytest.mark.parametrize("precision", ["int8", "ubinary"])
+def test_precision_as_sentence_transformers_encode(model, precision):
+    quantized = embed(TEXTS, *model, batch_size=3, precision=precision, progress=False)
+    expected = GOLDEN[f"encoded_{precision}"]
+    assert quantized.dtype == expected.dtype and quantized.shape == expected.shape
+    if precision == "ubinary":  # the sign bits: equal but for a value within float32 rounding of 0
+        assert (np.unpackbits(quantized) != np.unpackbits(expected)).mean() < 1e-3
+    else:  # a value on a bucket's edge, within float32 rounding, may fall in the next bucket
+        assert np.abs(quantized.astype(int) - expected).max() <= 1
+        assert (quantized != expected).mean() < 1e-2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"truncate_dim": 0}, "truncate_dim"),
+    ({"precision": "int4"}, "precision must be one of float32, int8, uint8, binary, ubinary"),
+])
+def test_refuses_bad_truncate_dim_and_precision(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        embed(TEXTS, *model, progress=False, **kwargs)
+
+
+def test_int8_of_one_text_needs_ranges(model):
+    with pytest.raises(ValueError, match="quantization ranges need two or more embeddings"):
+        embed(TEXTS[:1], *model, precision="int8", progress=False)
