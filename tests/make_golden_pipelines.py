@@ -1,7 +1,7 @@
 """Generate tests/golden/pipelines/*.json.gz and embeddings.npz: the outputs of transformers' pipelines
-(text-classification, token-classification, fill-mask, zero-shot-classification), of SentenceTransformer.encode
-and of util.semantic_search on the random-weight models and inputs of tests/task_models.py, and of the real
-all-MiniLM-L6-v2's encode. Question answering: make_golden_qa.py.
+(text-classification, token-classification, fill-mask, zero-shot-classification), of SentenceTransformer.encode,
+of util.semantic_search and of CrossEncoder.predict and rank on the random-weight models and inputs of
+tests/task_models.py, and of the real all-MiniLM-L6-v2's encode. Question answering: make_golden_qa.py.
 
 Needs requirements-golden.txt (torch==2.13.0, transformers 5.24, sentence-transformers 6.2); never needed to
 run the tests. Run from the repository root:  python tests/make_golden_pipelines.py
@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 import torch
-from sentence_transformers import SentenceTransformer, util
+from sentence_transformers import CrossEncoder, SentenceTransformer, util
 from transformers import (AutoTokenizer, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
                           pipeline)
 
@@ -138,6 +138,27 @@ def semantic_search(embeddings):
                            {"top_k": 100, "score_function": "dot_score"})]
 
 
+def cross_encoder(folders, tmp):
+    """CrossEncoder.predict and rank: the reranker with its default activation (one label: sigmoid) and with
+    config.json's sentence_transformers.activation_fn Identity; an NLI model (three labels: no activation),
+    with and without apply_softmax."""
+    queries, passages = tm.classification_inputs()[1]
+    pairs = [[q, p] for q, p in zip(queries, passages)]
+    folders = {**folders, **{name: tm.write_cross_encoder(os.path.join(tmp, name), activation)
+                             for name, activation in tm.CROSS_ENCODER_ACTIVATIONS.items()}}
+    cases = []
+    for name in ("reranker", *tm.CROSS_ENCODER_ACTIVATIONS, "zero-shot-nli"):
+        model = CrossEncoder(folders[name], device="cpu")
+        for kwargs in ({}, {"apply_softmax": True}) if name == "zero-shot-nli" else ({},):
+            cases.append({"model": name, "call": "predict", "kwargs": kwargs,
+                          "outputs": model.predict(pairs, batch_size=3, **kwargs).tolist()})
+        if name != "zero-shot-nli":
+            for kwargs in ({}, {"top_k": 3, "return_documents": True}):
+                cases.append({"model": name, "call": "rank", "kwargs": kwargs,
+                              "outputs": plain(model.rank(queries[0], passages, batch_size=3, **kwargs))})
+    return cases
+
+
 def main():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +175,7 @@ def main():
         np.savez_compressed(path, **vectors)
         print(f"wrote {path}")
         tm.write_golden("semantic_search", semantic_search(vectors))
+        tm.write_golden("cross_encoder", cross_encoder(folders, tmp))
 
 
 if __name__ == "__main__":

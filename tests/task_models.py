@@ -111,6 +111,21 @@ def write_task_model(folder, name, encoder=None):
                               task_state(name, encoder or encoder_state()))
 
 
+# cross-encoders saved by sentence-transformers: the reranker with an activation named in config.json
+CROSS_ENCODER_ACTIVATIONS = {"reranker-identity": "torch.nn.modules.linear.Identity",
+                             "reranker-tanh": "torch.nn.modules.activation.Tanh"}
+
+
+def write_cross_encoder(folder, activation_fn, encoder=None):
+    """The reranker's folder, its config.json naming activation_fn as sentence-transformers 4+ saves it."""
+    write_task_model(folder, "reranker", encoder)
+    path = os.path.join(folder, "config.json")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    write_json(path, {**config, "sentence_transformers": {"activation_fn": activation_fn, "version": "6.2.0"}})
+    return folder
+
+
 def write_model_folder(folder, config, state, **tokenizer_config):
     """folder with config.json (label2id from its id2label), model.safetensors of state, the uncased vocab.txt of
     bert-base-uncased, and tokenizer_config.json (lowercasing, 512 tokens, and tokenizer_config's keys)."""
