@@ -5,13 +5,16 @@
     python pipeline_demo.py feature-extraction --model_name sentence-transformers/all-MiniLM-L6-v2 --input texts.jsonl
     python pipeline_demo.py zero-shot-classification --model_name path/to/nli --text "Fix my phone!" \
         --candidate_labels "urgent, phone, tablet"
+    python pipeline_demo.py rerank --model_name path/to/cross-encoder --query "Who directed it?" \
+        --document "Fritz Lang directed it." --document "The music is loud." --top_k 1
 
-Inputs come from flags (--text, repeated; --text_pair; --question with --context) or from a JSON-lines file
-(--input, "-" for stdin): one input per line, either a JSON string (a text) or an object with the fields of
-the flags: {"text": ..., "text_pair": ...} (text_pair optional) or {"question": ..., "context": ...}. Each
-result is printed as one line of JSON, in input order: what the pipeline returns for that input
-(feature-extraction: embed's vector, with the model's own pooling and normalization unless --pooling /
---no-normalize say otherwise).
+Inputs come from flags (--text, repeated; --text_pair; --question with --context; --query with --document,
+repeated) or from a JSON-lines file (--input, "-" for stdin): one input per line, either a JSON string (a
+text) or an object with the fields of the flags: {"text": ..., "text_pair": ...} (text_pair optional),
+{"question": ..., "context": ...} or {"query": ..., "documents": [...]}. Each result is printed as one line of
+JSON, in input order: what the pipeline returns for that input (feature-extraction: embed's vector, with the
+model's own pooling and normalization unless --pooling / --no-normalize say otherwise; rerank:
+cross_encoder.rank's documents, best first).
 """
 import argparse
 import json
@@ -19,15 +22,17 @@ import sys
 
 import cli
 import pipelines
+from cross_encoder import rank
+from quantization import PRECISIONS
 from utils import load_tokenizer_hparams_and_params
 from zero_shot import zero_shot_classification
 
 TASKS = ("text-classification", "token-classification", "question-answering", "fill-mask", "feature-extraction",
-         "zero-shot-classification")
+         "zero-shot-classification", "rerank")
 # option -> the tasks it applies to
 OPTIONS = {
     "text_pair": ("text-classification",),
-    "top_k": ("text-classification", "question-answering", "fill-mask"),
+    "top_k": ("text-classification", "question-answering", "fill-mask", "rerank"), "return_documents": ("rerank",),
     "function_to_apply": ("text-classification",),
     "aggregation_strategy": ("token-classification",), "stride": ("token-classification",),
     "is_split_into_words": ("token-classification",),
@@ -37,6 +42,7 @@ OPTIONS = {
     "align_to_words": ("question-answering",),
     "pooling": ("feature-extraction",), "normalize": ("feature-extraction",), "max_length": ("feature-extraction",),
     "prompt": ("feature-extraction",), "prompt_name": ("feature-extraction",),
+    "truncate_dim": ("feature-extraction",), "precision": ("feature-extraction",),
     "candidate_labels": ("zero-shot-classification",), "hypothesis_template": ("zero-shot-classification",),
     "multi_label": ("zero-shot-classification",),
 }
@@ -63,8 +69,13 @@ def parse_args(argv):
     parser.add_argument("--question", action="append", help="question-answering: a question (repeat for several)")
     parser.add_argument("--context", action="append", help="question-answering: the context of each --question "
                                                            "(or one for all of them)")
+    parser.add_argument("--query", help="rerank: the query the --document texts are ranked for")
+    parser.add_argument("--document", action="append", help="rerank: a document (repeat for several)")
     parser.add_argument("--top_k", type=top_k_value, help="answers per input (text-classification: default 1, "
-                                                          "'all' for every label; question-answering 1; fill-mask 5)")
+                                                          "'all' for every label; question-answering 1; fill-mask 5; "
+                                                          "rerank: every document)")
+    parser.add_argument("--return_documents", action="store_true", default=None,
+                        help="rerank: each result has the document's text too")
     parser.add_argument("--function_to_apply", choices=("softmax", "sigmoid", "none"),
                         help="text-classification's scores (default: as transformers chooses for the model)")
     parser.add_argument("--aggregation_strategy", choices=pipelines.entities.STRATEGIES,
@@ -91,6 +102,10 @@ def parse_args(argv):
     parser.add_argument("--prompt", help="feature-extraction: a text put before every text, e.g. 'query: ' "
                                          "(default: the model's default prompt, if it has one)")
     parser.add_argument("--prompt_name", help="feature-extraction: one of the model's prompts, by name")
+    parser.add_argument("--truncate_dim", type=int, help="feature-extraction: keep each vector's first values "
+                                                         "(Matryoshka models)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="feature-extraction: the vectors quantized (default: float32)")
     parser.add_argument("--candidate_labels", metavar="LABELS",
                         help="zero-shot-classification: the labels, comma-separated, e.g. 'urgent, phone, tablet'")
     parser.add_argument("--hypothesis_template", help="zero-shot-classification: the hypothesis each label goes "
@@ -102,14 +117,21 @@ def parse_args(argv):
     for option, tasks in OPTIONS.items():
         if getattr(args, option) is not None and args.task not in tasks:
             parser.error(f"--{option} applies to {' and '.join(tasks)}, not to {args.task}")
-    flags = [f"--{name}" for name in ("text", "question", "context") if getattr(args, name)]
+    flags = [f"--{name}" for name in ("text", "question", "context", "query", "document") if getattr(args, name)]
     if args.input and flags:
         parser.error(f"give the inputs with --input or with {', '.join(flags)}, not both")
     if args.task == "question-answering" and args.text:
         parser.error("question-answering takes --question and --context, not --text")
     if args.task != "question-answering" and (args.question or args.context):
-        parser.error(f"--question and --context are for question-answering; {args.task} takes --text")
-    if not args.input and not (args.text or args.question):
+        parser.error(f"--question and --context are for question-answering; {args.task} takes "
+                     + ("--query and --document" if args.task == "rerank" else "--text"))
+    if args.task == "rerank" and args.text:
+        parser.error("rerank takes --query and --document, not --text")
+    if args.task == "rerank" and not args.input and (args.query is None or not args.document):
+        parser.error("rerank needs --query and at least one --document (or --input FILE)")
+    if args.task != "rerank" and (args.query is not None or args.document):
+        parser.error(f"--query and --document are for rerank, not {args.task}")
+    if not args.input and not (args.text or args.question or args.task == "rerank"):
         parser.error("no input: give --text (--question and --context for question-answering) or --input FILE")
     if args.task == "zero-shot-classification" and args.candidate_labels is None:
         parser.error("zero-shot-classification needs --candidate_labels, e.g. --candidate_labels 'urgent, phone'")
@@ -117,8 +139,11 @@ def parse_args(argv):
 
 
 def read_inputs(args):
-    """The inputs as {"text", "text_pair"} or {"question", "context"} dicts; exits with one line if malformed."""
+    """The inputs as {"text", "text_pair"}, {"question", "context"} or {"query", "documents"} dicts; exits with one
+    line if malformed."""
     if not args.input:
+        if args.task == "rerank":
+            return [{"query": args.query, "documents": args.document}]
         if args.task == "question-answering":
             contexts = args.context or []
             if len(contexts) == 1:
@@ -132,7 +157,7 @@ def read_inputs(args):
             sys.exit(f"error: {len(args.text)} --text but {len(pairs)} --text_pair: give one pair per text")
         return [{"text": text.split() if args.is_split_into_words else text, "text_pair": pair}
                 for text, pair in zip(args.text, pairs)]
-    fields = ("question", "context") if args.task == "question-answering" else ("text",)
+    fields = {"question-answering": ("question", "context"), "rerank": ("query", "documents")}.get(args.task, ("text",))
     allowed = fields + (("text_pair",) if args.task == "text-classification" else ())
     try:
         with (sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")) as f:
@@ -149,8 +174,8 @@ def read_inputs(args):
             sys.exit(f"error: {args.input} line {n} is not JSON ({err})")
         item = {"text": item} if isinstance(item, (str, list)) and fields == ("text",) else item
         if not (isinstance(item, dict) and set(fields) <= set(item) <= set(allowed)
-                and all(is_words(value) if args.is_split_into_words else isinstance(value, str)
-                        for value in item.values())):
+                and all(is_words(value) if args.is_split_into_words or key == "documents" else isinstance(value, str)
+                        for key, value in item.items())):
             sys.exit(f"error: {args.input} line {n}: expected "
                      + ("a JSON array of words" if args.is_split_into_words else describe(fields, allowed)))
         inputs.append(item)
@@ -164,7 +189,7 @@ def is_words(value):
 
 
 def describe(fields, allowed):
-    keys = ", ".join(f'"{k}": ...' for k in fields)
+    keys = ", ".join(f'"{k}": ' + ("[...]" if k == "documents" else "...") for k in fields)
     extra = [k for k in allowed if k not in fields]
     return ("a JSON string or " if fields == ("text",) else "") + "an object {" + keys + "}" + (
         f" (optionally with {', '.join(repr(k) for k in extra)})" if extra else "")
@@ -181,6 +206,9 @@ def run(args, inputs, tokenizer, params, hparams):
     if args.task == "question-answering":
         return pipelines.question_answering([i["question"] for i in inputs], [i["context"] for i in inputs], *model,
                                             batch_size=batch_size, progress=progress, **options)
+    if args.task == "rerank":
+        return [rank(i["query"], i["documents"], *model, batch_size=batch_size, progress=progress, **options)
+                for i in inputs]
     texts = [i["text"] for i in inputs]
     if args.task == "feature-extraction":
         return pipelines.embed(texts, *model, batch_size=batch_size, progress=progress, **options).tolist()

@@ -10,6 +10,7 @@ import pytest
 import pipeline_demo
 import pipelines
 import task_models as tm
+from cross_encoder import rank
 from model_folder import load_model_folder
 from scripts import assert_usage_error, run_script
 from zero_shot import zero_shot_classification
@@ -141,6 +142,47 @@ def test_feature_extraction_takes_prompts(model_folders):
         np.testing.assert_allclose(printed, EMBEDDINGS[case][:2], rtol=0, atol=1e-5)
 
 
+def test_feature_extraction_truncated_and_quantized(model_folders, capsys):
+    texts = tm.embedding_texts()[:3]
+    folder = model_folders["bge-classic"]
+    for args, kwargs in ((["--truncate_dim", "8"], {"truncate_dim": 8}),
+                         (["--precision", "int8"], {"precision": "int8"}),
+                         (["--precision", "ubinary", "--truncate_dim", "16"],
+                          {"precision": "ubinary", "truncate_dim": 16})):
+        pipeline_demo.main(["feature-extraction", "--model_name", folder, *sum((["--text", t] for t in texts), []),
+                            *args])
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        expected = pipelines.embed(texts, *model(folder), progress=False, **kwargs)
+        if expected.dtype == np.float32:
+            np.testing.assert_allclose(printed, expected, rtol=0, atol=1e-6)
+        else:
+            assert printed == expected.tolist()
+
+
+def test_rerank_from_flags_and_from_a_json_lines_file(model_folders, tmp_path, capsys):
+    folder = model_folders["reranker"]
+    documents = ["Directed by Fritz Lang, it opens in 1936.", "The music is loud.", "A slow start, then a great hour."]
+    pipeline_demo.main(["rerank", "--model_name", folder, "--query", "who directed it?",
+                        *sum((["--document", d] for d in documents), []), "--top_k", "2", "--return_documents"])
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = rank("who directed it?", documents, *model(folder), top_k=2, return_documents=True)
+    assert len(printed) == 1 and [h["corpus_id"] for h in printed[0]] == [h["corpus_id"] for h in expected]
+    assert [h["text"] for h in printed[0]] == [h["text"] for h in expected]
+    np.testing.assert_allclose([h["score"] for h in printed[0]], [h["score"] for h in expected], rtol=0, atol=1e-6)
+    lines = [{"query": "who directed it?", "documents": documents},
+             {"query": "is it long?", "documents": ["two hours", ""]}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    printed = results(demo("rerank", "--model_name", folder, "--input", tmp_path / "in.jsonl"))
+    for line, hits in zip(lines, printed, strict=True):
+        expected = rank(line["query"], line["documents"], *model(folder))
+        assert [h["corpus_id"] for h in hits] == [h["corpus_id"] for h in expected] and "text" not in hits[0]
+        np.testing.assert_allclose([h["score"] for h in hits], [h["score"] for h in expected], rtol=0, atol=1e-6)
+    (tmp_path / "bad.jsonl").write_text('{"query": "who?", "documents": "not a list"}\n', encoding="utf-8")
+    code, out, err = main("rerank", "--model_name", folder, "--input", tmp_path / "bad.jsonl", capsys=capsys)
+    assert code == 1 and out == "" and err == ('error: ' + str(tmp_path / "bad.jsonl") + ' line 1: expected an object '
+                                               '{"query": ..., "documents": [...]}\n')
+
+
 def main(*argv, capsys):
     """(exit status, stdout, stderr) of pipeline_demo.main(argv), run in this process until it exits."""
     with pytest.raises(SystemExit) as exit_:
@@ -160,6 +202,12 @@ def main(*argv, capsys):
     (["fill-mask", "--text", "a [MASK]", "--input", "x.jsonl"], "give the inputs with --input or with --text"),
     (["fill-mask", "--text", "a [MASK]", "--top", "3"], "unknown option --top: did you mean --top_k?"),  # no abbreviations
     (["fill-mask", "--text", "a [MASK]", "--top_k", "many"], "invalid value 'many': give an integer, or all"),
+    (["rerank", "--text", "a"], "rerank takes --query and --document, not --text"),
+    (["rerank", "--query", "a"], "rerank needs --query and at least one --document"),
+    (["fill-mask", "--text", "a [MASK]", "--document", "b"], "--query and --document are for rerank, not fill-mask"),
+    (["rerank", "--query", "a", "--document", "b", "--truncate_dim", "8"],
+     "--truncate_dim applies to feature-extraction, not to rerank"),
+    (["feature-extraction", "--text", "a", "--precision", "int4"], "argument --precision: invalid choice: 'int4'"),
 ])
 def test_bad_options_are_one_usage_error_line(args, fragment, model_folders, capsys):
     code, out, err = main(*args, "--model_name", model_folders["mlm"], capsys=capsys)
@@ -177,6 +225,9 @@ def test_bad_options_are_one_usage_error_line(args, fragment, model_folders, cap
     ("feature-extraction", "bge-classic", ["--input", "missing.jsonl"], "cannot read --input missing.jsonl"),
     ("feature-extraction", "prompted", ["--text", "a", "--prompt_name", "doc"], "prompt_name 'doc' is not one of"),
     ("token-classification", "ner", ["--text", "a", "--stride", "8"], 'it needs an aggregation_strategy other than'),
+    ("rerank", "zero-shot-nli", ["--query", "a", "--document", "b"], "rank needs a model with one label"),
+    ("feature-extraction", "bge-classic", ["--text", "a", "--precision", "int8"],
+     "quantization ranges need two or more embeddings"),
 ])
 def test_bad_input_is_one_error_line(task, model_name, args, fragment, model_folders, capsys):
     code, out, err = main(task, "--model_name", model_folders[model_name], *args, capsys=capsys)
@@ -209,5 +260,5 @@ def test_help_names_every_task(capsys):
     code, out, _ = main("--help", capsys=capsys)
     assert code == 0
     for task in ("text-classification", "token-classification", "question-answering", "fill-mask",
-                 "feature-extraction", "zero-shot-classification"):
+                 "feature-extraction", "zero-shot-classification", "rerank"):
         assert task in out
