@@ -262,13 +262,14 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None, cls_only=
 # --- Pre-training heads -------------------------------------------------------------------------------
 
 def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
-    """Masked language model: dense -> activation -> layer norm -> decoder tied to the word embeddings."""
+    """Masked language model: dense -> activation -> layer norm -> decoder, the word embeddings (tied), or the
+    head's own decoder [V, H] when the checkpoint has one (tie_word_embeddings false)."""
     hparams = model_config(params, hparams)
     p = head_of(params, "mlm")
     seq_output = check_features("seq_output", seq_output, hparams["hidden_size"])
     h = activation_of(hparams)(dense(seq_output, p["transform"]))
     h = layer_norm(h, p["ln"], hparams["layer_norm_eps"], out=h)
-    logits = h.reshape(-1, h.shape[-1]) @ params["embeddings"]["word"].T
+    logits = h.reshape(-1, h.shape[-1]) @ p.get("decoder", params["embeddings"]["word"]).T
     logits += p["bias"]
     return logits.reshape(*h.shape[:-1], logits.shape[-1])
 

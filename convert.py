@@ -55,9 +55,11 @@ def distilbert_state(state, hidden_size):
     return renamed
 
 
-def to_params(state, n_layers):
+def to_params(state, n_layers, tied=True):
     """{HF name: array} -> params. Heads (pooler, mlm, nsp, classifier, qa) are in params only when the
-    checkpoint has them; a missing encoder weight is a ValueError naming it."""
+    checkpoint has them; a missing encoder weight is a ValueError naming it. tied: the MLM decoder is the word
+    embeddings (config.json's tie_word_embeddings, true by default, as in HF); else it is the checkpoint's own
+    cls.predictions.decoder.weight, params["mlm"]["decoder"] [V, H]."""
     sd = {re.sub(r"(?<=LayerNorm\.)(gamma|beta)$", lambda m: LEGACY_LAYER_NORM[m[0]], name.removeprefix("bert.")):
           array for name, array in state.items()}
 
@@ -91,9 +93,17 @@ def to_params(state, n_layers):
             if prefix + ".weight" in sd:
                 params[head] = dense(prefix)
         if "cls.predictions.transform.dense.weight" in sd:
-            bias = "cls.predictions.bias" if "cls.predictions.bias" in sd else "cls.predictions.decoder.bias"
+            # the bias per word: tied, the head's (the decoder's is the same); untied, transformers 5 reads the
+            # decoder's own. Either name serves when the checkpoint has only one.
+            names = ["cls.predictions.bias", "cls.predictions.decoder.bias"][::1 if tied else -1]
+            bias = next((name for name in names if name in sd), names[0])
             params["mlm"] = {"transform": dense("cls.predictions.transform.dense"),
                              "ln": ln("cls.predictions.transform.LayerNorm"), "bias": sd[bias]}
+            if not tied:
+                if "cls.predictions.decoder.weight" not in sd:
+                    raise ValueError("config.json says tie_word_embeddings false, but the checkpoint has no "
+                                     "cls.predictions.decoder.weight of its own")
+                params["mlm"]["decoder"] = sd["cls.predictions.decoder.weight"]
     except KeyError as e:
         raise ValueError(f"the checkpoint has no {e.args[0]}: is it a BERT checkpoint?") from None
     return params
@@ -135,6 +145,9 @@ def to_state_dict(params):
         dense("cls.predictions.transform.dense", params["mlm"]["transform"])
         ln("cls.predictions.transform.LayerNorm", params["mlm"]["ln"])
         state["cls.predictions.bias"] = params["mlm"]["bias"]
+        if "decoder" in params["mlm"]:  # untied (tie_word_embeddings false): the decoder's weight and bias
+            state["cls.predictions.decoder.weight"] = np.ascontiguousarray(params["mlm"]["decoder"])
+            state["cls.predictions.decoder.bias"] = params["mlm"]["bias"]
     return {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()}
 
 

@@ -163,7 +163,7 @@ def params_agreeing(state, weights, config, hparams):
         raise ValueError(f"{weights} has {n_layers} encoder layers but {config} says num_hidden_layers "
                          f"{hparams['num_hidden_layers']}: are they from the same model?")
     try:
-        params = to_params(state, hparams["num_hidden_layers"])
+        params = to_params(state, hparams["num_hidden_layers"], hparams.get("tie_word_embeddings", True))
     except ValueError as e:
         raise ValueError(f"{weights}: {e}") from None
     for path, array, expected, sizes in _shapes(params, hparams):
@@ -206,6 +206,8 @@ def _shapes(params, h):
         m = params["mlm"]
         found += [*dense("mlm/transform", m["transform"], "H", "H"), *ln("mlm/ln", m["ln"]),
                   spec("mlm/bias", m["bias"], "V")]
+        if "decoder" in m:  # untied
+            found.append(spec("mlm/decoder", m["decoder"], "V H"))
     return found
 
 
@@ -233,7 +235,8 @@ def save_pretrained(folder, tokenizer, params, hparams):
     trained = [key for key in kept if key in params]  # BertForQuestionAnswering and BertForMaskedLM have no pooler
     architecture = {"qa": "BertForQuestionAnswering", "mlm": "BertForMaskedLM"}.get(head, (
         "BertForSequenceClassification" if "pooler" in params else "BertForTokenClassification"))
-    config = ({"model_type": "bert", **hparams, "architectures": [architecture]} if head == "mlm" else
+    config = ({"model_type": "bert", **hparams, "architectures": [architecture],
+               "tie_word_embeddings": "decoder" not in params["mlm"]} if head == "mlm" else
               classifier_config(hparams, params[head]["w"].shape[1], architecture))
     state = to_state_dict({key: params[key] for key in trained})
     write_folder(folder, lambda tmp: write_bert_files(tmp, tokenizer, state, config, config["max_position_embeddings"]))

@@ -62,27 +62,33 @@ def span_head_backward(dlogits, x2, params):  # -> dx [B, L, H], the qa head's g
 def mlm_head_forward(x, labels, params, hp, rng):  # x [B, L, H] -> logits [N, V] for the N masked tokens
     """BertForMaskedLM's head on the N tokens with a label (labels not IGNORE: the masked ones; the others' logits
     would get zero gradient): dense, activation, layer norm, then the decoder, the word embeddings transposed
-    (tied), plus a bias per word. No dropout (HF's head has none)."""
+    (tied; or the head's own "decoder" [V, H]), plus a bias per word. No dropout (HF's head has none)."""
     p = params["mlm"]
     labelled = np.flatnonzero(labels.reshape(-1) != IGNORE)
     h = x.reshape(-1, x.shape[-1])[labelled]
     a, dadt = ACTIVATIONS[hp["hidden_act"]](dense_forward(h, p["transform"]))
     u, ln = layer_norm_forward(a, p["ln"], hp["layer_norm_eps"])
-    logits = u @ params["embeddings"]["word"].T
+    logits = u @ decoder_of(params).T
     logits += p["bias"]
     return logits, labels.reshape(-1)[labelled], (x.shape, labelled, h, dadt, ln, u)
 
 
 def mlm_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where unmasked), the head's gradients
-    """The gradients of the head's own arrays, and under "word" the decoder's share of the word embeddings'
-    gradient [V, H] (the tied weights), which the caller adds to the embeddings' own."""
+    """The gradients of the head's own arrays, and the decoder's [V, H]: the head's own "decoder", or (tied) under
+    "word", the decoder's share of the word embeddings' gradient, which the caller adds to the embeddings' own."""
     shape, labelled, h, dadt, ln, u = cache
-    da, g_ln = layer_norm_backward(dlogits @ params["embeddings"]["word"], ln, params["mlm"]["ln"])
+    da, g_ln = layer_norm_backward(dlogits @ decoder_of(params), ln, params["mlm"]["ln"])
     dh, g_transform = dense_backward(activation_backward(da, dadt), h, params["mlm"]["transform"])
     dx = np.zeros((shape[0] * shape[1], shape[2]), dh.dtype)
     dx[labelled] = dh
     grads = {"transform": g_transform, "ln": g_ln, "bias": dlogits.sum(axis=0)}  # in params' order
+    if "decoder" in params["mlm"]:
+        return dx.reshape(shape), {"mlm": {**grads, "decoder": dlogits.T @ u}}
     return dx.reshape(shape), {"mlm": grads, "word": dlogits.T @ u}
+
+
+def decoder_of(params):  # [V, H]
+    return params["mlm"].get("decoder", params["embeddings"]["word"])
 
 
 # each kind of model's head (forward, backward) and loss; a sequence classifier's loss is its problem type

@@ -60,13 +60,16 @@ def init_masked_lm(params, hparams, seed=0):
     float32 copies of the encoder and of the checkpoint's MLM head; a checkpoint without one (e.g. a
     sentence-transformers model) gets a new head, initialized as HF does: its dense layer as init_classifier's,
     layer norm g = 1, b = 0, and a zero bias per word. The head's decoder is the word embeddings (tied), so
-    they train as both. No pooler and no NSP head (BertForMaskedLM has neither)."""
+    they train as both; with tie_word_embeddings false the head keeps the checkpoint's own decoder, or gets a new
+    one, w ~ normal(0, initializer_range), as HF does. No pooler and no NSP head (BertForMaskedLM has neither)."""
     hparams, new_dense = head_maker(params, hparams, seed)
     new = writable_copy({key: params[key] for key in ("embeddings", "blocks", "mlm") if key in params})
     if "mlm" not in new:
         H = hparams["hidden_size"]
         new["mlm"] = {"transform": new_dense(H), "ln": {"g": np.ones(H, np.float32), "b": np.zeros(H, np.float32)},
                       "bias": np.zeros(len(new["embeddings"]["word"]), np.float32)}
+    if not hparams.get("tie_word_embeddings", True) and "decoder" not in new["mlm"]:
+        new["mlm"]["decoder"] = np.ascontiguousarray(new_dense(len(new["embeddings"]["word"]))["w"].T)
     return new
 
 

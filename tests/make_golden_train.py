@@ -63,16 +63,17 @@ def torch_model(hparams, params):
     config = BertConfig(**{k: v for k, v in hparams.items() if k != "num_labels"}, num_labels=head["w"].shape[1])
     model = model_class(params)(config).eval()
     state = to_state_dict(params)
-    if "mlm" in params:  # the decoder, tied to the word embeddings and to the head's bias
-        state.update({"cls.predictions.decoder.weight": state["bert.embeddings.word_embeddings.weight"],
-                      "cls.predictions.decoder.bias": state["cls.predictions.bias"]})
+    if "mlm" in params:  # the decoder: tied to the word embeddings (unless it is the head's own) and to the bias
+        state.setdefault("cls.predictions.decoder.weight", state["bert.embeddings.word_embeddings.weight"])
+        state.setdefault("cls.predictions.decoder.bias", state["cls.predictions.bias"])
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
     return model
 
 
 def as_params(named, n_layers):
     """{HF name: tensor} -> numpy-bert's layout, float32 contiguous."""
-    tree = to_params({name: t.detach().numpy() for name, t in named.items()}, n_layers)
+    tree = to_params({name: t.detach().numpy() for name, t in named.items()}, n_layers,
+                     tied="cls.predictions.decoder.weight" not in named)  # a tied parameter is listed once
     return [(path, np.ascontiguousarray(a, dtype=np.float32)) for path, a in leaves(tree)]
 
 
@@ -84,7 +85,8 @@ def torch_loss_and_grads(model, inputs):
     out = model(input_ids=torch.from_numpy(input_ids), token_type_ids=torch.from_numpy(segment_ids),
                 attention_mask=torch.from_numpy(attention_mask), **targets)
     out.loss.backward()
-    grads = as_params({n: p.grad for n, p in model.named_parameters()}, model.config.num_hidden_layers)
+    grads = as_params({n: p.grad for n, p in model.named_parameters() if p.grad is not None},  # an untied MLM:
+                      model.config.num_hidden_layers)  # its decoder's bias is used, cls.predictions.bias is not
     return out.loss.item(), grads
 
 
@@ -343,6 +345,9 @@ def round_trip():
     cases.append(("MiniLM + seeded new MLM head", tokenizer, hparams, init_masked_lm(params, hparams, seed=6)))
     cases.append(("tests/golden/tiny-gelu + its own MLM head", tiny_tokenizer, tiny_hparams,
                   init_masked_lm(tiny, tiny_hparams)))
+    untied = dict(tiny_hparams, tie_word_embeddings=False)
+    cases.append(("tests/golden/tiny-gelu + its own MLM head and a new decoder (untied)", tiny_tokenizer, untied,
+                  init_masked_lm(tiny, untied, seed=7)))
     for label, tok, hp, p in cases:
         with tempfile.TemporaryDirectory() as tmp:
             folder = os.path.join(tmp, "saved")

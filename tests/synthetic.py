@@ -50,4 +50,6 @@ def synthetic_state_dict(config, seed=0, dense_std=0.05):
     state.update({**dense("bert.pooler.dense", H, H), **dense("cls.predictions.transform.dense", H, H),
                   **layer_norm("cls.predictions.transform.LayerNorm", H),
                   "cls.predictions.bias": uniform(V, std=0.2), **dense("cls.seq_relationship", H, 2)})
+    if not config.get("tie_word_embeddings", True):  # an MLM decoder of its own, drawn last: the rest is unchanged
+        state["cls.predictions.decoder.weight"] = uniform(V, H, std=0.2)
     return state

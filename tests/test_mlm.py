@@ -169,6 +169,36 @@ def test_save_pretrained_writes_a_masked_lm_that_fill_mask_loads(tiny, tmp_path)
     np.testing.assert_allclose([f["score"] for f in found], [e["score"] for e in expected], rtol=1e-5)
 
 
+def test_an_untied_decoder_is_the_heads_own(tiny, tmp_path):
+    """tie_word_embeddings false: the head keeps a decoder of its own, saved and read back as transformers 5 reads
+    it (make_golden_train.py checks that transformers loads the folder cleanly, to the same logits)."""
+    tokenizer, hparams, params = tiny
+    untied = dict(hparams, tie_word_embeddings=False)
+    model = init_masked_lm(params, untied, seed=7)
+    decoder = model["mlm"]["decoder"]
+    assert decoder.shape == params["embeddings"]["word"].shape and 0.1 < decoder.std() < 0.3  # initializer_range
+    model_folder.save_pretrained(tmp_path / "untied", tokenizer, model, untied)
+    folder = tmp_path / "untied"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["tie_word_embeddings"] is False
+    _, loaded_hparams, loaded = model_folder.load_model_folder(folder)
+    assert np.array_equal(loaded["mlm"]["decoder"], decoder)
+    text = ["the film was [MASK] ."]
+    (found,), (tied,) = (fill_mask(text, tokenizer, p, loaded_hparams) for p in (loaded, params))
+    assert [f["token"] for f in found] != [t["token"] for t in tied]  # fill-mask reads the decoder
+    # the same folder with tie_word_embeddings true reads the decoder as the word embeddings, as HF ties them
+    (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
+    _, _, tied_params = model_folder.load_model_folder(folder)
+    assert "decoder" not in tied_params["mlm"]
+    # untied without a decoder weight of its own: refused
+    (folder / "config.json").write_text(json.dumps(config))
+    model_folder.save_pretrained(tmp_path / "tied", tokenizer, init_masked_lm(params, hparams), hparams)
+    (tmp_path / "tied" / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
+    with pytest.raises(ValueError, match="tie_word_embeddings false, but the checkpoint has no "
+                                         "cls.predictions.decoder.weight"):
+        model_folder.load_model_folder(tmp_path / "tied")
+
+
 def test_adamw_does_not_decay_the_heads_bias(tiny):
     """Trainer's rule: no weight decay on biases (the MLM head's per-word bias too) and LayerNorm."""
     _, hparams, params = tiny

@@ -32,6 +32,7 @@ QA_CASES = {  # question-answering models (BertForQuestionAnswering): an answer'
 MLM_CASES = {  # masked language models (BertForMaskedLM, the synthetic MLM head): token ids on some tokens
     "mlm": dict(hidden_act="gelu"),
     "mlm_gelu_new": dict(CASES["gelu_new"]),
+    "mlm_untied": dict(hidden_act="gelu_new", tie_word_embeddings=False),  # a decoder of its own
 }
 GRADIENT_CASES = [*CASES, *TOKEN_CASES, *QA_CASES, *MLM_CASES]  # the random models whose gradients torch's check
 BATCH, LENGTH = 5, 12
@@ -97,7 +98,8 @@ def classifier(name, dtype=np.float32):
     in dtype."""
     hparams = config(name)
     seed = zlib.crc32(name.encode())
-    encoder = to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"])
+    encoder = to_params(synthetic_state_dict(hparams, seed=seed), hparams["num_hidden_layers"],
+                        hparams.get("tie_word_embeddings", True))
     if name in QA_CASES:
         params = init_question_answering(encoder, hparams, seed=seed)
     elif name in MLM_CASES:
