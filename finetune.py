@@ -166,28 +166,31 @@ def train_pairs_epoch(params, hparams, tokenizer, columns, batches, state, lrs, 
 
 
 def train_mlm_epoch(params, hparams, tokenizer, blocks, batches, state, lrs, mask_rng, weight_decay=0.01,
-                    max_norm=1.0, rng=None, desc="train", progress=True, mlm_probability=0.15):
+                    max_norm=1.0, rng=None, desc="train", progress=True, mlm_probability=0.15, starts=None):
     """train_epoch for a masked language model (params from training.init_masked_lm): blocks are
     mlm_data.group_texts' rows of token ids, or line_rows' sequences (each batch padded to its longest); each
     batch is masked anew, as run_mlm's collator does (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP],
-    [PAD] or [MASK])."""
+    [PAD] or [MASK]); starts: the blocks' word starts for whole-word masking (see masked_batch), or None."""
     def loss_and_grads(rows):
-        input_ids, labels, attention_mask = masked_batch(blocks, rows, tokenizer, mask_rng, mlm_probability)
+        input_ids, labels, attention_mask = masked_batch(blocks, rows, tokenizer, mask_rng, mlm_probability, starts)
         return parallel_loss_and_grads(params, hparams, input_ids, None, attention_mask, labels, rng)
 
     return run_epoch(params, loss_and_grads, batches, state, lrs, weight_decay, max_norm, desc, progress)
 
 
-def masked_batch(blocks, rows, tokenizer, mask_rng, mlm_probability=0.15):
+def masked_batch(blocks, rows, tokenizer, mask_rng, mlm_probability=0.15, starts=None):
     """(input_ids, labels, attention_mask) of the rows, masked as run_mlm's collator masks them
     (mlm_data.mask_tokens with mask_rng, never [CLS], [SEP], [PAD] or [MASK]): group_texts' blocks as they are
-    (attention_mask None: no padding), line_rows' sequences padded with [PAD] (mlm_data.padded)."""
+    (attention_mask None: no padding), line_rows' sequences padded with [PAD] (mlm_data.padded). starts: None
+    (token by token), or whole words: the blocks' mlm_data.word_starts, grouped or cut as the blocks are."""
     if isinstance(blocks, np.ndarray):
         input_ids, attention_mask = blocks[rows], None
+        starts = None if starts is None else starts[rows]
     else:
         input_ids, attention_mask = padded([blocks[i] for i in rows], tokenizer.vocab["[PAD]"])
+        starts = None if starts is None else padded([starts[i] for i in rows], 0)[0]
     input_ids, labels = mask_tokens(input_ids, mask_rng, tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
-                                    never_masked(tokenizer), mlm_probability)
+                                    never_masked(tokenizer), mlm_probability, starts)
     return input_ids, labels, attention_mask
 
 

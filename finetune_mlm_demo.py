@@ -28,7 +28,7 @@ from demo_data import add_data_arguments, bare_pairs_to_flags, check_data_argume
 from demo_training import add_training_arguments, check_training_arguments, load_model, run, save, train_and_evaluate
 from finetune import masked_batch, masked_lm_loss, train_mlm_epoch
 from layers import IGNORE
-from mlm_data import group_texts, line_rows
+from mlm_data import group_texts, line_rows, word_starts
 from runner import token_limit
 from training import init_masked_lm
 
@@ -42,6 +42,9 @@ def parse_args(argv):
                         help="each text a sequence of its own, cut to max_length, instead of blocks")
     parser.add_argument("--mlm_probability", type=float, default=0.15,
                         help="share of the tokens chosen for prediction, in (0, 1) (default: %(default)s)")
+    parser.add_argument("--whole_word_mask", action="store_true",
+                        help="choose whole words, all their tokens at once, instead of single tokens (as "
+                             "DataCollatorForLanguageModeling's whole_word_mask)")
     args = parser.parse_args(bare_pairs_to_flags(argv, parser))
     check_data_arguments(args, ["text_column"], min_rows=2)  # a training and a test text
     check_training_arguments(args)
@@ -51,29 +54,36 @@ def parse_args(argv):
 
 
 def load_blocks(args, tokenizer, block_size):
-    """The training and the test texts' blocks of token ids (mlm_data.group_texts), or with --line_by_line their
-    sequences (mlm_data.line_rows; texts without a token left out, as run_mlm leaves out empty lines); exits with
-    one line when the test texts (or the training texts) hold less than one block, or no token."""
+    """The training and the test texts' (blocks of token ids (mlm_data.group_texts), or with --line_by_line their
+    sequences (mlm_data.line_rows; texts without a token left out, as run_mlm leaves out empty lines); with
+    --whole_word_mask their word starts, grouped or cut the same way, else None); exits with one line when the
+    test texts (or the training texts) hold less than one block, or no token."""
     datasets.disable_progress_bars()
     texts = load_rows(args, {"--text_column": args.text_column})[args.text_column]
     train, test = train_test_split(np.arange(len(texts)), test_size=args.test_ratio, random_state=args.seed)
-    ids = [tokenizer.convert_tokens_to_ids(["[CLS]", *tokenizer.tokenize(text), "[SEP]"]) for text in texts]
-    if args.line_by_line:
-        sides = [line_rows([ids[i] for i in rows if len(ids[i]) > 2], block_size) for rows in (train, test)]
-        if not all(sides):
-            sys.exit("error: the training or the test texts have no tokens: give more texts (N, test_ratio)")
-        return sides
+    pieces = [tokenizer.tokenize_with_offsets(text) if args.whole_word_mask else (tokenizer.tokenize(text), None)
+              for text in texts]
+    ids = [tokenizer.convert_tokens_to_ids(["[CLS]", *tokens, "[SEP]"]) for tokens, _ in pieces]
+    starts = [[False, *word_starts(offsets), False] for _, offsets in pieces] if args.whole_word_mask else None
+    sides = [[i for i in rows if len(ids[i]) > 2] for rows in (train, test)] if args.line_by_line else [train, test]
+    if not all(len(rows) for rows in sides):
+        sys.exit("error: the training or the test texts have no tokens: give more texts (N, test_ratio)")
+
+    def cut(lists, rows):
+        chosen = [lists[i] for i in rows]
+        return line_rows(chosen, block_size) if args.line_by_line else group_texts(chosen, block_size)
+
     try:
-        return [group_texts([ids[i] for i in rows], block_size) for rows in (train, test)]
+        return [(cut(ids, rows), None if starts is None else cut(starts, rows)) for rows in sides]
     except ValueError as err:
         sys.exit(f"error: {err} (max_length), or more texts (N, test_ratio)")
 
 
-def masked_test_blocks(args, tokenizer, blocks):
+def masked_test_blocks(args, tokenizer, blocks, starts):
     """(input_ids, labels, attention_mask or None) of the test blocks (or line_rows' sequences, padded), masked
-    once with the seed (mlm_data.mask_tokens)."""
+    once with the seed (mlm_data.mask_tokens; whole words with their starts, unless None)."""
     return masked_batch(blocks, np.arange(len(blocks)), tokenizer, np.random.default_rng([args.seed, 4]),
-                        args.mlm_probability)
+                        args.mlm_probability, starts)
 
 
 def training_masks(args):
@@ -87,8 +97,8 @@ def fine_tune(args, progress=True):
     tokenizer, hparams, _, params = load_model(args, lambda params, hparams: init_masked_lm(params, hparams,
                                                                                             seed=args.seed))
     block_size = token_limit(hparams, args.max_length)
-    train_blocks, test_blocks = load_blocks(args, tokenizer, block_size)
-    test_inputs, test_labels, test_mask = masked_test_blocks(args, tokenizer, test_blocks)
+    (train_blocks, train_starts), (test_blocks, test_starts) = load_blocks(args, tokenizer, block_size)
+    test_inputs, test_labels, test_mask = masked_test_blocks(args, tokenizer, test_blocks, test_starts)
     if not (test_labels != IGNORE).any():
         sys.exit(f"error: no test token was masked (mlm_probability {args.mlm_probability}): give more test texts "
                  "(N, test_ratio) or a larger mlm_probability")
@@ -106,7 +116,7 @@ def fine_tune(args, progress=True):
 
     def epoch(params, hparams, tokenizer, blocks, batches, state, lrs, _max_length, weight_decay, **options):
         return train_mlm_epoch(params, hparams, tokenizer, blocks, batches, state, lrs, mask_rng, weight_decay,
-                               mlm_probability=args.mlm_probability, **options)
+                               mlm_probability=args.mlm_probability, starts=train_starts, **options)
 
     seconds, perplexity = train_and_evaluate(args, (tokenizer, params, hparams), (train_blocks,),
                                              [len(row) for row in train_blocks], np.arange(len(train_blocks)),

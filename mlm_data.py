@@ -1,7 +1,8 @@
 """A masked language model's training inputs, as transformers' run_mlm.py makes them: the texts' tokens
 concatenated and cut into blocks of equal length (group_texts), or with --line_by_line each text a sequence of
 its own, cut to the longest allowed (line_rows) and padded per batch (padded); and BERT's masking of 15% of the
-tokens (DataCollatorForLanguageModeling), drawn anew for each batch. NumPy alone.
+tokens (DataCollatorForLanguageModeling), drawn anew for each batch, token by token or whole words at a time
+(its whole_word_mask: word_starts). NumPy alone.
 
     ids = [tokenizer.convert_tokens_to_ids(["[CLS]"] + tokenizer.tokenize(text) + ["[SEP]"]) for text in texts]
     blocks = group_texts(ids, 128)  # [n_blocks, 128]
@@ -49,13 +50,24 @@ def padded(rows, pad_id):
     return input_ids, attention_mask
 
 
-def mask_tokens(input_ids, rng, mask_id, vocab_size, special_ids, mlm_probability=0.15):
+def word_starts(offsets):
+    """Which of a text's tokens start a word (a list of bools), from their (start, end) character offsets
+    (tokenizer.tokenize_with_offsets), as transformers' whole-word masking finds words: a token starts one
+    unless it begins where the token before it ends, so a word's ##pieces, and punctuation written against a
+    word ("don't", "end."), belong to it."""
+    return [i == 0 or start != offsets[i - 1][1] for i, (start, _) in enumerate(offsets)]
+
+
+def mask_tokens(input_ids, rng, mask_id, vocab_size, special_ids, mlm_probability=0.15, starts=None):
     """DataCollatorForLanguageModeling's masking: each token that is not one of special_ids is chosen with
     probability mlm_probability; a chosen token becomes mask_id with probability 0.8, a random token id of
     [0, vocab_size) with probability 0.1 (any id, special ones included, as transformers draws them), and
     stays as it is otherwise. Returns (the new input_ids, labels): labels hold the original id of every chosen
     token and IGNORE (-100) elsewhere, both int64 arrays of input_ids' shape. input_ids itself is not changed.
-    rng: a numpy Generator (the draws differ from torch's, the probabilities are the same)."""
+    rng: a numpy Generator (the draws differ from torch's, the probabilities are the same).
+    starts: None, or bools of input_ids' shape, true where a token starts a word (word_starts, grouped as the
+    ids are): its whole_word_mask, where a word is chosen with probability mlm_probability and then all its
+    tokens are; a row's first token, and a token after a special one, starts a word whatever starts says."""
     input_ids = np.asarray(input_ids)
     if input_ids.dtype.kind not in "iu" or input_ids.ndim != 2:
         raise ValueError(f"input_ids must be integer token ids [B, L], got dtype {input_ids.dtype} and shape "
@@ -64,7 +76,12 @@ def mask_tokens(input_ids, rng, mask_id, vocab_size, special_ids, mlm_probabilit
         raise ValueError(f"mlm_probability must lie between 0 and 1, got {mlm_probability!r}")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    chosen = (rng.random(input_ids.shape) < mlm_probability) & ~np.isin(input_ids, list(special_ids))
+    maskable = ~np.isin(input_ids, list(special_ids))
+    chosen = rng.random(input_ids.shape) < mlm_probability
+    if starts is None:
+        chosen &= maskable
+    else:
+        chosen = whole_words(chosen, maskable, starts)
     labels = np.where(chosen, input_ids, IGNORE).astype(np.int64)
     draw = rng.random(input_ids.shape)
     masked = chosen & (draw < MASK_FRACTIONS[0])
@@ -73,3 +90,12 @@ def mask_tokens(input_ids, rng, mask_id, vocab_size, special_ids, mlm_probabilit
     inputs[masked] = mask_id
     inputs[randomized] = rng.integers(0, vocab_size, size=int(randomized.sum()))
     return inputs, labels
+
+
+def whole_words(drawn, maskable, starts):  # [B, L] bools -> the tokens of every word whose start was drawn
+    after_special = np.pad(~maskable[:, :-1], ((0, 0), (1, 0)), constant_values=True)
+    starts = maskable & (np.asarray(starts, dtype=bool) | after_special)
+    word = np.cumsum(starts, axis=1)  # a row's words numbered from 1; every maskable token in one
+    hit = np.zeros((len(word), word.shape[1] + 1), dtype=bool)  # [row, word]: the word was drawn
+    hit[np.nonzero(drawn & starts)[0], word[drawn & starts]] = True
+    return hit[np.arange(len(word))[:, None], word] & maskable

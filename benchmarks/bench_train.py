@@ -263,13 +263,13 @@ def torch_mlm(options, ours, batches_of):
     from utils import load_tokenizer_hparams_and_params
     hparams = load_tokenizer_hparams_and_params(options.model_name)[1]
     block_size = token_limit(hparams, options.max_length)
-    train_blocks, test_blocks = finetune_mlm_demo.load_blocks(options, ours, block_size)
-    test_inputs, test_labels, _ = finetune_mlm_demo.masked_test_blocks(options, ours, test_blocks)
+    (train_blocks, train_starts), (test_blocks, test_starts) = finetune_mlm_demo.load_blocks(options, ours, block_size)
+    test_inputs, test_labels, _ = finetune_mlm_demo.masked_test_blocks(options, ours, test_blocks, test_starts)
     mask_rng = finetune_mlm_demo.training_masks(options)
     model = BertForMaskedLM.from_pretrained(options.model_name)
 
     def loss_of(rows):
-        inputs, labels, _ = masked_batch(train_blocks, rows, ours, mask_rng, options.mlm_probability)
+        inputs, labels, _ = masked_batch(train_blocks, rows, ours, mask_rng, options.mlm_probability, train_starts)
         return model(input_ids=torch.from_numpy(inputs), labels=torch.from_numpy(labels)).loss
 
     def evaluate():

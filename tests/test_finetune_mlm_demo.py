@@ -45,6 +45,20 @@ def test_line_by_line_trains_on_each_text_as_a_sequence(tmp_path, rt_polarity):
     assert len(after) == 2 and after[1] < before
 
 
+def test_whole_word_mask_on_texts_as_sequences(tmp_path, rt_polarity):
+    result = demo(tmp_path, "dataset_name", rt_polarity, "N", 200, "model_name", TINY, "line_by_line",
+                  "whole_word_mask", "epochs", 2, "max_length", 24, "lr", 3e-3, "batch_size", 16)
+    assert result.returncode == 0, result.stderr
+    before = float(re.search(r"^before training: test perplexity (\d+\.\d{4})$", result.stdout, re.M)[1])
+    after = [float(p) for p in re.findall(r"^epoch \d: train loss \d+\.\d{4}, test perplexity (\d+\.\d{4})",
+                                          result.stdout, re.M)]
+    assert len(after) == 2 and after[1] < before
+    plain = demo(tmp_path, "dataset_name", rt_polarity, "N", 200, "model_name", TINY, "line_by_line", "epochs", 1,
+                 "max_length", 24, "lr", 3e-3, "batch_size", 16)
+    masked = [re.search(r"\((\d+) masked test tokens\)", r.stdout)[1] for r in (result, plain)]
+    assert masked[0] != masked[1]  # whole words: other test tokens masked
+
+
 def test_bad_options_and_too_little_text_are_one_error_line(tmp_path, imdb, rt_polarity):
     result = demo(tmp_path, "dataset_name", imdb, "model_name", TINY, "mlm_probability", 1.5)
     assert_one_line_error(result, "error: mlm_probability must be strictly between 0 and 1, got 1.5")

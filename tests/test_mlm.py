@@ -13,7 +13,7 @@ import model_folder
 from conftest import GOLDEN_DIR
 from finetune import masked_lm_loss, never_masked, parallel_loss_and_grads, train_mlm_epoch, training_batches
 from layers import IGNORE
-from mlm_data import group_texts, line_rows, mask_tokens, padded
+from mlm_data import group_texts, line_rows, mask_tokens, padded, word_starts
 from optim import adamw_init, adamw_step, leaves
 from pipelines import fill_mask
 from training import init_masked_lm, loss_and_grads
@@ -82,6 +82,42 @@ def test_mask_tokens_chooses_and_replaces_tokens_as_the_collator_does():
     assert all((a == b).all() for a, b in zip(again, (inputs, labels)))  # reproducible from the seed
     sparse = mask_tokens(input_ids, np.random.default_rng(2), 103, V, [0, 101, 102, 103], mlm_probability=0.05)[1]
     assert (sparse != IGNORE).sum() < n / 2
+
+
+def test_word_starts_find_words_as_transformers_whole_word_masking(tiny):
+    """A token starts a word unless it begins where the one before it ends (DataCollatorForLanguageModeling's
+    _calc_word_ids_and_prob_mask): ##pieces, and punctuation against a word, belong to it."""
+    tokens, offsets = tiny[0].tokenize_with_offsets("Don't stop: unbelievably good, 10/10!")
+    assert tokens[:6] == ["don", "'", "t", "stop", ":", "u"] and len(tokens) == 20  # "u" "##n" ... "##ly"
+    assert [t for t, start in zip(tokens, word_starts(offsets)) if start] == ["don", "stop", "u", "good", "10"]
+
+
+def test_whole_word_mask_chooses_every_token_of_a_word_or_none(tiny, imdb):
+    tokenizer = tiny[0]
+    with open(imdb, encoding="utf-8") as f:
+        texts = [row["text"] for row in csv.DictReader(f)][:80]
+    pieces = [tokenizer.tokenize_with_offsets(text) for text in texts]
+    ids = group_texts([tokenizer.convert_tokens_to_ids(["[CLS]", *tokens, "[SEP]"]) for tokens, _ in pieces], 48)
+    starts = group_texts([[False, *word_starts(offsets), False] for _, offsets in pieces], 48).astype(bool)
+    specials = never_masked(tokenizer)
+    maskable = ~np.isin(ids, specials)
+    # the words: a start, a block's first token or a token after a special one begins one
+    first = maskable & (starts | np.pad(~maskable[:, :-1], ((0, 0), (1, 0)), constant_values=True))
+    word = np.where(maskable, np.cumsum(first, axis=1), 0)
+    assert (~first & maskable).sum() > 1000  # many words of several tokens
+    chosen_words = candidates = 0
+    for seed in range(5):
+        inputs, labels = mask_tokens(ids, np.random.default_rng(seed), tokenizer.vocab["[MASK]"], len(tokenizer.vocab),
+                                     specials, 0.2, starts)
+        chosen = labels != IGNORE
+        assert not chosen[~maskable].any() and (labels[chosen] == ids[chosen]).all()
+        for row in range(len(ids)):  # each word: all its tokens chosen, or none
+            n_chosen = np.bincount(word[row][maskable[row]], weights=chosen[row][maskable[row]])
+            n_tokens = np.bincount(word[row][maskable[row]])
+            assert ((n_chosen == 0) | (n_chosen == n_tokens)).all()
+            chosen_words += int((n_chosen[1:] > 0).sum())
+            candidates += int((n_tokens[1:] > 0).sum())
+    assert abs(chosen_words / candidates - 0.2) < 4 * np.sqrt(0.2 * 0.8 / candidates)  # words chosen at 20%
 
 
 @pytest.mark.parametrize("args, message", [((np.zeros(5, int),), r"\[B, L\]"), ((np.zeros((2, 3)),), "integer"),
