@@ -18,8 +18,8 @@ import entities
 from bert import classifier_head, head_of, mlm_head, model_config, qa_head, softmax, token_classifier_head
 from bert_normalizer import lowercase
 from checks import check_doc_stride, check_positive, check_texts, check_top_k, check_word_lists
-from runner import overflow_windows, per_token, run_model, run_model_parts, token_limit
 from quantization import check_precision, quantize_embeddings
+from runner import overflow_windows, per_token, run_model, run_model_parts, token_limit
 from st_modules import dense_modules
 from tokenization import MASK, PAD
 

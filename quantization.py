@@ -37,7 +37,7 @@ def quantize_embeddings(embeddings, precision, ranges=None, calibration_embeddin
         raise ValueError(f"embeddings must be a 2-D float array (N, D), got {embeddings.dtype} of shape "
                          f"{embeddings.shape}")
     if precision == "float32":
-        return embeddings.astype(np.float32)
+        return np.asarray(embeddings, dtype=np.float32)  # float32 already: the same array, no copy
     if precision.endswith("binary"):
         bits = np.packbits(embeddings > 0, axis=-1)
         return (bits - 128).astype(np.int8) if precision == "binary" else bits
