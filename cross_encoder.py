@@ -13,7 +13,7 @@ sbert_ce_default_activation_function), else a sigmoid for one label and none for
 import numpy as np
 
 from bert import classifier_head, softmax
-from checks import check_texts, check_top_k
+from checks import check_positive, check_texts, check_top_k
 from runner import run_model, token_limit
 
 
@@ -62,6 +62,8 @@ def predict(pairs, tokenizer, params, hparams, batch_size=32, activation_fn=None
         raise ValueError("pairs must be a list of [query, passage] pairs of texts")
     queries, passages = check_texts([p[0] for p in pairs], "queries"), check_texts([p[1] for p in pairs], "passages")
     activation = default_activation(params, hparams) if activation_fn is None else activation_fn
+    if max_length is not None:
+        check_positive("max_length", max_length)
     logits = run_model(tokenizer, params, hparams, lambda seq, pooled, batch: classifier_head(pooled, params),
                        [tokenizer.tokenize(t) for t in queries], [tokenizer.tokenize(t) for t in passages],
                        token_limit(hparams, 512 if max_length is None else max_length), batch_size, progress,

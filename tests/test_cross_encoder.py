@@ -77,6 +77,8 @@ def test_refusals(folders, tmp_path):
     tokenizer, params, hparams = model(folders, "reranker")
     with pytest.raises(ValueError, match=r"pairs must be a list of \[query, passage\] pairs"):
         predict(["just one text", "and another", "and a third"], tokenizer, params, hparams)
+    with pytest.raises(ValueError, match="max_length"):
+        predict(PAIRS, tokenizer, params, hparams, max_length=0)
     with pytest.raises(ValueError, match="top_k must be an integer >= 1 or None"):
         rank("q", PASSAGES, tokenizer, params, hparams, top_k=0)
     with pytest.raises(ValueError, match="rank needs a model with one label .* this one has 3"):
