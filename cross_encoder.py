@@ -12,18 +12,14 @@ sbert_ce_default_activation_function), else a sigmoid for one label and none for
 """
 import numpy as np
 
-from bert import classifier_head, softmax
+from bert import classifier_head
 from checks import check_positive, check_texts, check_top_k
+from pipelines import SCORE_FUNCTIONS
 from runner import run_model, token_limit
 
-
-def sigmoid(x):
-    with np.errstate(over="ignore"):  # exp(-x) overflows for x < -88: 1 / inf = 0, the sigmoid's limit
-        return 1 / (1 + np.exp(-x))
-
-
-# the torch classes a config may name, as NumPy functions
-ACTIVATIONS = {"torch.nn.modules.linear.Identity": lambda x: x, "torch.nn.modules.activation.Sigmoid": sigmoid,
+# the torch classes a config may name, as NumPy functions (text_classification's, and tanh)
+ACTIVATIONS = {"torch.nn.modules.linear.Identity": SCORE_FUNCTIONS["none"],
+               "torch.nn.modules.activation.Sigmoid": SCORE_FUNCTIONS["sigmoid"],
                "torch.nn.modules.activation.Tanh": np.tanh}
 
 
@@ -37,7 +33,7 @@ def default_activation(params, hparams):
             raise ValueError(f"config.json names the activation {name!r}, which numpy-bert cannot run: pass "
                              f"activation_fn (a function of a NumPy array), or one of {', '.join(ACTIVATIONS)}")
         return ACTIVATIONS[name]
-    return sigmoid if n_labels(params) == 1 else ACTIVATIONS["torch.nn.modules.linear.Identity"]
+    return SCORE_FUNCTIONS["sigmoid" if n_labels(params) == 1 else "none"]
 
 
 def n_labels(params):
@@ -68,10 +64,11 @@ def predict(pairs, tokenizer, params, hparams, batch_size=32, activation_fn=None
                        [tokenizer.tokenize(t) for t in queries], [tokenizer.tokenize(t) for t in passages],
                        token_limit(hparams, 512 if max_length is None else max_length), batch_size, progress,
                        desc="cross-encoder", cls_only=True, n_threads=n_threads)
-    scores = np.asarray(activation(np.array(logits, dtype=np.float32).reshape(len(pairs), n_labels(params))),
-                        dtype=np.float32)
+    with np.errstate(over="ignore"):  # a sigmoid's exp(-x) overflows for x < -88: 1 / inf = 0, its limit
+        scores = np.asarray(activation(np.array(logits, dtype=np.float32).reshape(len(pairs), n_labels(params))),
+                            dtype=np.float32)
     if apply_softmax and scores.shape[1] > 1:
-        scores = softmax(scores)
+        scores = SCORE_FUNCTIONS["softmax"](scores)
     scores = scores[:, 0] if scores.shape[1] == 1 else scores
     return scores[0] if single else scores
 
