@@ -269,9 +269,13 @@ def mlm_head(seq_output, params, hparams):  # [..., L, H] -> [..., L, V]
     seq_output = check_features("seq_output", seq_output, hparams["hidden_size"])
     h = activation_of(hparams)(dense(seq_output, p["transform"]))
     h = layer_norm(h, p["ln"], hparams["layer_norm_eps"], out=h)
-    logits = h.reshape(-1, h.shape[-1]) @ p.get("decoder", params["embeddings"]["word"]).T
+    logits = h.reshape(-1, h.shape[-1]) @ mlm_decoder(params).T
     logits += p["bias"]
     return logits.reshape(*h.shape[:-1], logits.shape[-1])
+
+
+def mlm_decoder(params):  # [V, H]
+    return params["mlm"].get("decoder", params["embeddings"]["word"])
 
 
 def nsp_head(pooled_output, params):  # [..., H] -> [..., 2]; index 0 = "text_b follows text_a"

@@ -10,6 +10,7 @@ default, its loss its problem type.
 """
 import numpy as np
 
+from bert import mlm_decoder
 from layers import (ACTIVATIONS, IGNORE, MLM, SPANS, TOKENS, activation_backward, dense_backward, dense_forward,
                     dropout_backward, dropout_forward, layer_norm_backward, layer_norm_forward, tanh_backward,
                     tanh_forward)
@@ -68,7 +69,7 @@ def mlm_head_forward(x, labels, params, hp, rng):  # x [B, L, H] -> logits [N, V
     h = x.reshape(-1, x.shape[-1])[labelled]
     a, dadt = ACTIVATIONS[hp["hidden_act"]](dense_forward(h, p["transform"]))
     u, ln = layer_norm_forward(a, p["ln"], hp["layer_norm_eps"])
-    logits = u @ decoder_of(params).T
+    logits = u @ mlm_decoder(params).T
     logits += p["bias"]
     return logits, labels.reshape(-1)[labelled], (x.shape, labelled, h, dadt, ln, u)
 
@@ -77,7 +78,7 @@ def mlm_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where un
     """The gradients of the head's own arrays, and the decoder's [V, H]: the head's own "decoder", or (tied) under
     "word", the decoder's share of the word embeddings' gradient, which the caller adds to the embeddings' own."""
     shape, labelled, h, dadt, ln, u = cache
-    da, g_ln = layer_norm_backward(dlogits @ decoder_of(params), ln, params["mlm"]["ln"])
+    da, g_ln = layer_norm_backward(dlogits @ mlm_decoder(params), ln, params["mlm"]["ln"])
     dh, g_transform = dense_backward(activation_backward(da, dadt), h, params["mlm"]["transform"])
     dx = np.zeros((shape[0] * shape[1], shape[2]), dh.dtype)
     dx[labelled] = dh
@@ -86,9 +87,6 @@ def mlm_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where un
         return dx.reshape(shape), {"mlm": {**grads, "decoder": dlogits.T @ u}}
     return dx.reshape(shape), {"mlm": grads, "word": dlogits.T @ u}
 
-
-def decoder_of(params):  # [V, H]
-    return params["mlm"].get("decoder", params["embeddings"]["word"])
 
 
 # each kind of model's head (forward, backward) and loss; a sequence classifier's loss is its problem type
