@@ -43,28 +43,30 @@ def erf(x):
     return np.tanh(p, out=p)
 
 
-# GELU(x) = x/2 (1 + erf(z)) with z = x / sqrt(2), erf(z) = tanh(u), u = z P(z^2); and (1 + tanh(u)) / 2 =
-# 1 / (1 + exp(-2u)), where -2u = x Q(x^2) with Q(s) = -sqrt(2) P(s/2): these are Q's coefficients.
-GELU_COEFFICIENTS = (-np.sqrt(2) * ERF_COEFFICIENTS.astype(np.float64) / 2.0 ** np.arange(len(ERF_COEFFICIENTS))
+# GELU(x) = x/2 (1 + erf(x / sqrt(2))), and erf(x / sqrt(2)) = tanh(x Q(x^2)) with Q(s) = P(s / 2) / sqrt(2): these
+# are Q's coefficients. GELU's tanh approximation is the same form with Q(s) = sqrt(2/pi) (1 + 0.044715 s).
+GELU_COEFFICIENTS = (ERF_COEFFICIENTS.astype(np.float64) / np.sqrt(2) / 2.0 ** np.arange(len(ERF_COEFFICIENTS))
                      ).astype(np.float32)
+GELU_TANH_COEFFICIENTS = (np.sqrt(2 / np.pi) * np.array([1, 0.044715])).astype(np.float32)
 
 
 def gelu(x, out=None):
-    """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu". Computed as
-    x / (1 + exp(x Q(x^2))) (GELU_COEFFICIENTS): an exp instead of a tanh, and fewer passes over x."""
-    e = odd_polynomial(x, GELU_COEFFICIENTS)
-    with np.errstate(over="ignore"):  # very negative x: exp overflows to inf, and x / inf = -0 as GELU's limit
-        np.exp(e, out=e)
-    e += np.float32(1)
-    return np.divide(x, e, out=out)
+    """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
+    return tanh_gelu(x, GELU_COEFFICIENTS, out)
 
 
 def gelu_tanh(x, out=None):
-    """GELU's tanh approximation: "gelu_new" / "gelu_pytorch_tanh"."""
-    phi = np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3))
-    phi += np.float32(1)
-    phi *= np.float32(0.5)
-    return np.multiply(x, phi, out=out)
+    """GELU's tanh approximation, x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): "gelu_new" / "gelu_pytorch_tanh"."""
+    return tanh_gelu(x, GELU_TANH_COEFFICIENTS, out)
+
+
+def tanh_gelu(x, coefficients, out=None):
+    """x/2 (1 + tanh(x Q(x^2))), Q's coefficients lowest first."""
+    t = odd_polynomial(x, coefficients)
+    np.tanh(t, out=t)
+    t += np.float32(1)
+    t *= x
+    return np.multiply(t, np.float32(0.5), out=out)
 
 
 def relu(x, out=None):
@@ -88,7 +90,7 @@ def dense(x, p):  # [..., n_in] -> [..., n_out]
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
-ELEMENTS_PER_BLOCK = 2 ** 16  # 256 KiB of float32: big enough to make call overheads small, small enough for L2
+ELEMENTS_PER_BLOCK = 2 ** 17  # 512 KiB of float32: few calls (each costs ~1 us, and the GIL when threaded), and in L2
 
 
 def layer_norm(x, p, eps, out=None):  # over the last axis: [..., H] -> [..., H]
@@ -128,7 +130,7 @@ def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     return layer_norm(x, p["ln"], eps, out=x)
 
 
-SCORES_PER_BLOCK = 2 ** 16  # 64 Ki float32 scores = 256 KiB: they stay in L2 from Q K^T to the product with V
+SCORES_PER_BLOCK = 2 ** 17  # 128 Ki float32 scores = 512 KiB: they stay in L2 from Q K^T to the product with V
 
 
 def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]

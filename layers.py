@@ -86,7 +86,7 @@ def gelu_tanh_forward(h):
     """GELU's tanh form y = h * phi, phi = (1 + tanh(u)) / 2, u = sqrt(2/pi) (h + 0.044715 h^3), with
     bert.gelu_tanh's arithmetic; dy/dh = phi + h * 2 phi (1 - phi) * sqrt(2/pi) (1 + 3 * 0.044715 h^2), as
     1 - tanh(u)^2 = 4 phi (1 - phi)."""
-    phi = np.tanh(scalar(SQRT_2_OVER_PI, h) * (h + scalar(GELU_TANH_CUBIC, h) * h ** 3))
+    phi = np.tanh(scalar(SQRT_2_OVER_PI, h) * (h + scalar(GELU_TANH_CUBIC, h) * h * h * h))
     phi += 1
     phi *= scalar(0.5, h)
     dydh = np.square(h)
