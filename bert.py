@@ -65,8 +65,8 @@ def tanh_gelu(x, coefficients, out=None):
     t = odd_polynomial(x, coefficients)
     np.tanh(t, out=t)
     t += np.float32(1)
-    t *= x
-    return np.multiply(t, np.float32(0.5), out=out)
+    t *= np.float32(0.5)
+    return np.multiply(x, t, out=out)
 
 
 def relu(x, out=None):

@@ -1,6 +1,7 @@
 """bert.py against HF transformers' golden outputs (tests/make_golden.py), and its behaviour on bad input."""
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -130,6 +131,16 @@ def test_gelu_variants_against_their_formulas():
     tanh_form = t / 2 * (1 + np.tanh(math.sqrt(2 / math.pi) * (t + 0.044715 * t ** 3)))
     assert np.abs(bert.gelu_tanh(x) - tanh_form).max() <= 1e-6
     assert np.abs(bert.gelu(x) - tanh_form).max() > 1e-4  # the exact GELU is not the tanh approximation
+
+
+def test_gelu_edge_values():
+    x = np.array([0, 20, -20, 3e38, -3e38, np.inf, np.nan], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for gelu in (bert.gelu, bert.gelu_tanh):
+            y = gelu(x)
+            np.testing.assert_array_equal(y[:6], x[[0, 1, 0, 3, 0, 5]])  # GELU(x) = x or 0 at these
+            assert np.isnan(y[6]) and not np.signbit(y[0]) and np.signbit(y[2]) and np.signbit(y[4])
 
 
 @pytest.mark.parametrize("name", sorted(bert.ACTIVATIONS))
