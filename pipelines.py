@@ -20,6 +20,7 @@ from bert_normalizer import lowercase
 from checks import check_doc_stride, check_positive, check_texts, check_top_k, check_word_lists
 from quantization import check_precision, quantize_embeddings
 from runner import overflow_windows, per_token, run_model, run_model_parts, token_limit
+from search import unit_rows
 from st_modules import dense_modules
 from tokenization import MASK, PAD
 
@@ -94,7 +95,7 @@ def embed_parts(parts, tokenizer, params, hparams, batch_size=32, pooling=None, 
         mask[:, :n_prompt] = 0  # the prompt's tokens, when the pooling leaves them out
         features = dense_modules(_pool(pooling, seq_output, pooled_output, mask), params, hparams)
         if normalize and not scale_after:
-            unit_rows(features)
+            features = unit_rows(features)
         features = features[:, :truncate_dim]
         return unit_rows(features) if scale_after else features
 
@@ -110,12 +111,6 @@ def embedding_dimension(params, truncate_dim=None):
     dense = params.get("sentence_dense")
     size = dense[-1]["w"].shape[1] if dense else params["embeddings"]["word"].shape[1]
     return size if truncate_dim is None else min(size, truncate_dim)
-
-
-def unit_rows(features):  # in place
-    """Each row scaled to unit length, as torch's F.normalize: x / max(|x|, 1e-12)."""
-    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), np.float32(1e-12))
-    return features
 
 
 def embedding_settings(hparams, pooling=None, normalize=None, max_length=None):

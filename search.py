@@ -29,7 +29,7 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k=10, score_functio
         check_positive(name, value)
     if score_function not in SCORE_FUNCTIONS:
         raise ValueError(f"unknown score_function {score_function!r}: use {' or '.join(SCORE_FUNCTIONS)}")
-    prepare = _unit if score_function == "cos_sim" else (lambda x: x)
+    prepare = unit_rows if score_function == "cos_sim" else (lambda x: x)
     query_chunks = [prepare(queries[q:q + query_chunk_size]) for q in range(0, len(queries), query_chunk_size)]
     best = [(np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64))
             for q in query_chunks]  # per query chunk: the best scores so far [rows, <= top_k] and their corpus ids
@@ -60,5 +60,5 @@ def _matrix(embeddings, name):
     return array
 
 
-def _unit(x):  # each row over max(its length, 1e-12), as torch.nn.functional.normalize
+def unit_rows(x):  # a new array: each row over max(its length, 1e-12), as torch.nn.functional.normalize
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
