@@ -88,7 +88,6 @@ def mlm_head_backward(dlogits, cache, params):  # -> dx [B, L, H] (zero where un
     return dx.reshape(shape), {"mlm": grads, "word": dlogits.T @ u}
 
 
-
 # each kind of model's head (forward, backward) and loss; a sequence classifier's loss is its problem type
 HEADS = {TOKENS: (token_head_forward, token_head_backward, "single_label_classification"),
          SPANS: (span_head_forward, span_head_backward, SPANS),
