@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -13,6 +14,13 @@ def run_script(script, *args, env=None):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], cwd=ROOT,
                           env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def interruptible(command, **kwargs):
+    """subprocess.Popen(command) that a SIGINT stops as Ctrl-C does in a terminal, even when the test suite was
+    started in the background: a shell starts background jobs with SIGINT ignored, children inherit that, and
+    then Python installs no KeyboardInterrupt handler."""
+    return subprocess.Popen(command, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def assert_one_line_error(result, *fragments):

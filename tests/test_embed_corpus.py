@@ -22,6 +22,7 @@ import task_models
 from conftest import GOLDEN_DIR, ROOT, review_sample
 from pipelines import embed, embedding_settings
 from runner import token_limit
+from scripts import interruptible
 from utils import load_tokenizer_hparams_and_params
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
@@ -157,8 +158,8 @@ def test_interrupted_run_leaves_complete_shards_and_resumes(tmp_path, long_revie
     temporary file is removed by the next run, which finishes with exactly the rows of an uninterrupted run."""
     args = [long_reviews, "--model_name", TINY, "--rows_per_shard", 10, "--workers", 1]
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "embed_corpus.py"), *map(str, args),
-                                "--output", str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    process = interruptible([sys.executable, os.path.join(ROOT, "embed_corpus.py"), *map(str, args),
+                             "--output", str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     while not (out / "part-00002.parquet").exists() and process.poll() is None:
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)

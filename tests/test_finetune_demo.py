@@ -17,7 +17,7 @@ from conftest import GOLDEN_DIR, ROOT, review_sample
 from distilbert_models import distilbert_folders  # noqa: F401  (the session fixture)
 from pipelines import text_classification
 from review_tasks import matched_pairs
-from scripts import run_script
+from scripts import interruptible, run_script
 
 TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
 
@@ -118,8 +118,8 @@ def test_a_bad_model_is_one_error_line_and_saves_nothing(model, fragment, tmp_pa
 def test_ctrl_c_stops_cleanly_and_leaves_no_folder(tmp_path, quick):
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "datasets-cache")}
     args = [str(a) for a in quick] + ["epochs", "50", "save_dir", str(tmp_path / "model")]
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "finetune_demo.py"), *args], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = interruptible([sys.executable, os.path.join(ROOT, "finetune_demo.py"), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""
     while "epoch 1/50" not in seen:  # training has started
         character = process.stderr.read(1)
