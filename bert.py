@@ -134,11 +134,10 @@ SCORES_PER_BLOCK = 2 ** 17  # 128 Ki float32 scores = 512 KiB: they stay in L2 f
 
 
 def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]
-    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, for a cache-sized
-    block of sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in the L2
-    cache all the way from Q K^T through the softmax to the product with V, where all [B, A, L, L] scores at
-    once would go out to memory and back at every step. n_queries: only the first Lq = n_queries positions
-    ask (the keys and values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
+    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, a cache-sized block of
+    sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in L2 from Q K^T through
+    the softmax to the product with V. n_queries: only the first Lq = n_queries positions ask (the keys and
+    values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
     B, L, H = x.shape
     D = H // n_head
     Lq = L if n_queries is None else n_queries
@@ -163,11 +162,9 @@ SMALLEST_ROW_SUM = np.float32(1e-30)  # exp's terms stay normal floats, so they 
 
 def softmax_terms(q, k_t, bias):  # q [b, a, r, D], K^T [b, a, D, L] -> exp(scores - shift) [b, a, r, L], sums [b, a, r]
     """The softmax's terms exp(s - shift) of the scores s = q K^T + bias (padded keys get a large negative bias:
-    zero weight), and their row sums, the softmax's denominators. Any shift of a row gives the same softmax:
-    it only guards exp against overflow (s > 88) and a whole row's underflow. So the scores go to exp as they
-    are, and only when a row sum says that a row overflowed or vanished are they computed again, each row
-    shifted by its largest score (as in the textbook softmax): two passes over the scores saved when the
-    scores are moderate, as trained models' are."""
+    zero weight), and their row sums. Any shift of a row gives the same softmax: it only guards exp against
+    overflow (s > 88) and a whole row's underflow. So the scores go to exp as they are, and only when a row
+    sum says that a row overflowed or vanished are they computed again, shifted by each row's largest score."""
     ones = np.ones(k_t.shape[-1], dtype=np.float32)
     for shifted in (False, True):
         scores = q @ k_t
@@ -198,37 +195,41 @@ def heads(xw, Lq):  # [B, L, 3, A, D] -> Q [B, A, Lq, D] / sqrt(D), K^T [B, A, D
     return q, xw[:, :, 1].transpose(0, 2, 3, 1), xw[:, :, 2].transpose(0, 2, 1, 3)
 
 
-ROWS_PER_PRODUCT = 1024  # feed-forward rows per chunk: big products, and a [1024, I] intermediate that stays in L3
-
-
 def feed_forward(x, p, activation):  # [B, L, H] -> [B, L, I] -> [B, L, H]
-    """Position-wise feed-forward network: dense -> activation -> dense, a chunk of rows at a time (its
-    [rows, I] intermediate stays in cache and the scratch memory stays bounded), with the bias and the
-    activation on cache-sized blocks of the chunk (each pass from L2)."""
-    rows = x.reshape(-1, x.shape[-1])
-    y = np.empty_like(rows)
-    n = max(1, ELEMENTS_PER_BLOCK // p["fc"]["w"].shape[1])
-    for i in range(0, len(rows), ROWS_PER_PRODUCT):
-        h = rows[i:i + ROWS_PER_PRODUCT] @ p["fc"]["w"]  # [rows, I]
-        for j in range(0, len(h), n):
-            block = h[j:j + n]
-            block += p["fc"]["b"]
-            activation(block, out=block)
-        out = y[i:i + ROWS_PER_PRODUCT]
-        np.matmul(h, p["proj"]["w"], out=out)
-        out += p["proj"]["b"]
-    return y.reshape(x.shape)
+    """Position-wise feed-forward network: dense -> activation -> dense, with the bias and the activation on
+    cache-sized blocks of the [B L, I] intermediate (each pass from L2)."""
+    h = x.reshape(-1, x.shape[-1]) @ p["fc"]["w"]  # [B L, I]
+    n = max(1, ELEMENTS_PER_BLOCK // h.shape[1])
+    for i in range(0, len(h), n):
+        block = h[i:i + n]
+        block += p["fc"]["b"]
+        activation(block, out=block)
+    return dense(h, p["proj"]).reshape(x.shape)
+
+
+ROWS_PER_CHUNK = 1024  # positions per chunk: big products, and intermediates ([rows, 3H], [rows, I]) in L3
 
 
 def encoder_layer(x, mask_bias, block, n_head, activation, eps, n_queries=None):  # [B, L, H] -> [B, Lq, H]
-    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x)).
-    n_queries: only the first n_queries positions come out (see attention)."""
-    y = attention(x, mask_bias, block["attn"], n_head, n_queries)
-    y += x[:, :y.shape[1]]
-    y = layer_norm(y, block["ln_1"], eps, out=y)
-    z = feed_forward(y, block["ffn"], activation)
-    z += y
-    return layer_norm(z, block["ln_2"], eps, out=z)
+    """Post-LN transformer layer: x = LN(x + attention(x)); x = LN(x + feed_forward(x)), on a chunk of whole
+    sequences (about ROWS_PER_CHUNK positions) at a time: every intermediate stays in cache, and the scratch
+    memory stays bounded. n_queries: only the first n_queries positions come out (see attention)."""
+    B, L, H = x.shape
+    out = np.empty((B, L if n_queries is None else n_queries, H), dtype=np.float32)
+    n_seqs = sequences_per_chunk(B, L)
+    for b in range(0, B, n_seqs):
+        seqs = slice(b, b + n_seqs)
+        y = attention(x[seqs], None if mask_bias is None else mask_bias[seqs], block["attn"], n_head, n_queries)
+        y += x[seqs, :y.shape[1]]
+        y = layer_norm(y, block["ln_1"], eps, out=y)
+        z = feed_forward(y, block["ffn"], activation)
+        z += y
+        layer_norm(z, block["ln_2"], eps, out=out[seqs])
+    return out
+
+
+def sequences_per_chunk(B, L):  # as few chunks of whole sequences as hold B L positions, evenly filled
+    return -(-B // -(-B * L // ROWS_PER_CHUNK))
 
 
 def pooler(x, p, activation=np.tanh):  # [B, L, H] -> [B, H]
@@ -244,8 +245,7 @@ def bert(input_ids, segment_ids, params, hparams, attention_mask=None, cls_only=
     cls_only: the last layer computes the [CLS] position alone (its keys and values still come from every
     token), so seq_output is [B, 1, H]: all that the pooler or a [CLS] feature needs, for less work."""
     hparams = model_config(params, hparams)
-    input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask,
-                                                                   hparams)
+    input_ids, segment_ids, attention_mask, single = check_inputs(input_ids, segment_ids, attention_mask, hparams)
     eps = hparams["layer_norm_eps"]
     activation = activation_of(hparams)
     mask_bias = None if attention_mask.all() else (  # [B, 1, 1, L], or None when nothing is padding

@@ -56,27 +56,27 @@ def flops(B, L, c):
 
 def matmuls_only(B, L, params, hparams):
     """A function running the forward pass's matrix products alone, at the shapes bert.py computes them
-    (attention in its blocks, the feed-forward network in its chunks) and on the same weights, with nothing
+    (a chunk of sequences at a time, the attention in its blocks) and on the same weights, with nothing
     between them: the time no NumPy forward pass on this BLAS can beat."""
     import bert
     H, I, A = hparams["hidden_size"], hparams["intermediate_size"], hparams["num_attention_heads"]
-    n_seqs, n_heads, n_rows = bert.attention_block(B, L, L, A)
+    chunk = bert.sequences_per_chunk(B, L)  # sequences per chunk of the encoder layer
+    n_seqs, n_heads, n_rows = bert.attention_block(chunk, L, L, A)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((B * L, H), dtype=np.float32)
-    h = rng.standard_normal((min(B * L, bert.ROWS_PER_PRODUCT), I), dtype=np.float32)
+    x, h = rng.standard_normal((chunk * L, H), dtype=np.float32), rng.standard_normal((chunk * L, I), dtype=np.float32)
     q, v = rng.standard_normal((2, n_seqs, A, L, H // A), dtype=np.float32)
     kt = np.ascontiguousarray(q.transpose(0, 1, 3, 2))
     weights = rng.random((n_seqs, n_heads, n_rows, L), dtype=np.float32)
 
     def run():
-        for block in params["blocks"]:
-            x @ block["attn"]["qkv"]["w"]
-            for b, a, r in itertools.product(range(0, B, n_seqs), range(0, A, n_heads), range(0, L, n_rows)):
+        for block, c in itertools.product(params["blocks"], range(0, B, chunk)):
+            m = min(chunk, B - c)  # this chunk's sequences
+            x[:m * L] @ block["attn"]["qkv"]["w"]
+            for b, a, r in itertools.product(range(0, m, n_seqs), range(0, A, n_heads), range(0, L, n_rows)):
                 heads = slice(a, a + n_heads)
-                q[:B - b, heads, r:r + n_rows] @ kt[:B - b, heads], weights[:B - b, :A - a, :L - r] @ v[:B - b, heads]
-            x @ block["attn"]["proj"]["w"]
-            for i in range(0, B * L, len(h)):
-                x[i:i + len(h)] @ block["ffn"]["fc"]["w"], h[:B * L - i] @ block["ffn"]["proj"]["w"]
+                q[:m - b, heads, r:r + n_rows] @ kt[:m - b, heads], weights[:m - b, :A - a, :L - r] @ v[:m - b, heads]
+            x[:m * L] @ block["attn"]["proj"]["w"], x[:m * L] @ block["ffn"]["fc"]["w"]
+            h[:m * L] @ block["ffn"]["proj"]["w"]
     return run
 
 

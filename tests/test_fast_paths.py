@@ -1,6 +1,7 @@
 """bert.py's speed paths against the plain computation: attention in cache-sized blocks (any block shape
 gives the unblocked result, and its scratch memory does not grow as B x A x L^2), the [CLS]-only last
-layer, layer norm and the feed-forward network a block of rows at a time."""
+layer, the encoder layer on chunks of sequences, layer norm and the feed-forward network a block of rows at
+a time."""
 import math
 import os
 import tracemalloc
@@ -132,15 +133,33 @@ def test_layer_norm_over_many_blocks_and_into_a_strided_out(monkeypatch):
     assert np.abs(strided - expected).max() <= 2e-6
 
 
-def test_feed_forward_in_chunks_and_blocks_equals_the_formula(params, monkeypatch):
+def test_feed_forward_in_blocks_equals_the_formula(params, monkeypatch):
     x, _ = inputs()
     p = params["blocks"][0]["ffn"]
     pre = x.astype(np.float64) @ p["fc"]["w"] + p["fc"]["b"]
     expected = pre / 2 * (1 + np.vectorize(math.erf)(pre / np.sqrt(2))) @ p["proj"]["w"] + p["proj"]["b"]
-    whole = bert.feed_forward(x, p, bert.gelu)  # 185 rows: one chunk, one block
-    monkeypatch.setattr(bert, "ROWS_PER_PRODUCT", 50)  # chunks of 50, 50, 50 and 35 rows
+    whole = bert.feed_forward(x, p, bert.gelu)  # 185 rows: one block
     monkeypatch.setattr(bert, "ELEMENTS_PER_BLOCK", 3 * CONFIG["intermediate_size"])  # blocks of 3 rows
-    chunked = bert.feed_forward(x, p, bert.gelu)
+    blocked = bert.feed_forward(x, p, bert.gelu)
+    assert blocked.shape == x.shape and blocked.dtype == np.float32
+    assert np.abs(blocked - whole).max() <= 1e-6
+    assert np.abs(blocked - expected).max() <= 2e-5
+
+
+@pytest.mark.parametrize("rows, chunks", [(2 * L, [2, 2, 1]), (10, [1] * B)])  # 185 rows: 3 chunks; L > rows: 5
+def test_encoder_layer_in_chunks_of_sequences_equals_the_whole_batch(params, rows, chunks, monkeypatch):
+    x, mask_bias = inputs()
+    layer = (params["blocks"][0], A, bert.gelu, 1e-12)
+    whole = bert.encoder_layer(x, mask_bias, *layer)  # 185 rows: one chunk
+    whole_cls = bert.encoder_layer(x, mask_bias, *layer, n_queries=1)
+    seen = []
+    attention = bert.attention
+    monkeypatch.setattr(bert, "attention", lambda x, *args: seen.append(len(x)) or attention(x, *args))
+    monkeypatch.setattr(bert, "ROWS_PER_CHUNK", rows)
+    chunked = bert.encoder_layer(x, mask_bias, *layer)
+    assert seen == chunks
     assert chunked.shape == x.shape and chunked.dtype == np.float32
     assert np.abs(chunked - whole).max() <= 1e-6
-    assert np.abs(chunked - expected).max() <= 2e-5
+    cls = bert.encoder_layer(x, mask_bias, *layer, n_queries=1)
+    assert cls.shape == (B, 1, x.shape[-1])
+    assert np.abs(cls - whole_cls).max() <= 1e-6 and np.abs(cls - whole[:, :1]).max() <= 2e-6
