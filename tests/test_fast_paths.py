@@ -107,6 +107,23 @@ def test_attention_scratch_memory_does_not_grow_with_the_scores(params):
     assert peak < linear + 4 * bert.SCORES_PER_BLOCK * 4 < all_scores / 2
 
 
+def test_encoder_layer_scratch_memory_is_one_chunk(params):
+    """At B=64, L=256 the layer's output is 3 MiB; beyond it, the layer holds one chunk's intermediates (4
+    sequences: Q, K, V, the feed-forward's [1024, I]), not the whole batch's (Q, K, V alone would be 9 MiB)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 256, CONFIG["hidden_size"]), dtype=np.float32)
+    output = x.nbytes
+    tracemalloc.start()
+    try:
+        bert.encoder_layer(x, None, params["blocks"][0], A, bert.gelu, 1e-12)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    chunk = 1024 * (8 * CONFIG["hidden_size"] + CONFIG["intermediate_size"]) * 4  # Q, K, V, outputs, intermediate
+    assert bert.sequences_per_chunk(64, 256) == 4
+    assert peak < output + chunk + 4 * bert.SCORES_PER_BLOCK * 4 < 3 * output
+
+
 def test_cls_only_last_layer_equals_the_full_pass():
     _, hparams, params = utils.load_tokenizer_hparams_and_params(os.path.join(GOLDEN_DIR, "tiny-gelu"))
     g = np.load(os.path.join(GOLDEN_DIR, "tiny-gelu", "expected.npz"))
