@@ -228,7 +228,7 @@ def encoder_layer(x, mask_bias, block, n_head, activation, eps, n_queries=None):
     return out
 
 
-def sequences_per_chunk(B, L):  # as few chunks of whole sequences as hold B L positions, evenly filled
+def sequences_per_chunk(B, L):  # ceil(B / n) for the fewest chunks n = ceil(B L / ROWS_PER_CHUNK), evenly filled
     return -(-B // -(-B * L // ROWS_PER_CHUNK))
 
 
