@@ -52,21 +52,21 @@ GELU_TANH_COEFFICIENTS = (np.sqrt(2 / np.pi) * np.array([1, 0.044715])).astype(n
 
 def gelu(x, out=None):
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): BERT's "gelu"."""
-    return tanh_gelu(x, GELU_COEFFICIENTS, out)
+    return np.multiply(x, gelu_phi(x, GELU_COEFFICIENTS), out=out)
 
 
 def gelu_tanh(x, out=None):
     """GELU's tanh approximation, x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): "gelu_new" / "gelu_pytorch_tanh"."""
-    return tanh_gelu(x, GELU_TANH_COEFFICIENTS, out)
+    return np.multiply(x, gelu_phi(x, GELU_TANH_COEFFICIENTS), out=out)
 
 
-def tanh_gelu(x, coefficients, out=None):
-    """x/2 (1 + tanh(x Q(x^2))), Q's coefficients lowest first."""
+def gelu_phi(x, coefficients):  # a new array
+    """GELU's Phi(x) in the form (1 + tanh(x Q(x^2))) / 2, Q's coefficients lowest first."""
     t = odd_polynomial(x, coefficients)
     np.tanh(t, out=t)
     t += np.float32(1)
     t *= np.float32(0.5)
-    return np.multiply(x, t, out=out)
+    return t
 
 
 def relu(x, out=None):

@@ -9,7 +9,7 @@ follows the inputs: float32 when training, float64 in the gradient checks.
 """
 import numpy as np
 
-from bert import GELU_COEFFICIENTS, GELU_TANH_COEFFICIENTS, odd_polynomial, softmax
+from bert import GELU_COEFFICIENTS, GELU_TANH_COEFFICIENTS, gelu_phi, softmax
 
 INV_SQRT_2PI = 1 / np.sqrt(2 * np.pi)
 SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
@@ -69,7 +69,7 @@ def layer_norm_backward(dy, cache, p):
 def gelu_forward(h):
     """Exact GELU y = h Phi(h) with bert.gelu's arithmetic; dy/dh = Phi(h) + h phi(h), phi the standard
     normal density exp(-h^2/2) / sqrt(2 pi)."""
-    phi = half_one_plus_tanh(h, GELU_COEFFICIENTS)
+    phi = gelu_phi(h, GELU_COEFFICIENTS)
     dydh = np.square(h)
     dydh *= scalar(-0.5, h)
     np.exp(dydh, out=dydh)
@@ -83,7 +83,7 @@ def gelu_tanh_forward(h):
     """GELU's tanh form y = h * phi, phi = (1 + tanh(u)) / 2, u = sqrt(2/pi) (h + 0.044715 h^3), with
     bert.gelu_tanh's arithmetic; dy/dh = phi + h * 2 phi (1 - phi) * sqrt(2/pi) (1 + 3 * 0.044715 h^2), as
     1 - tanh(u)^2 = 4 phi (1 - phi)."""
-    phi = half_one_plus_tanh(h, GELU_TANH_COEFFICIENTS)
+    phi = gelu_phi(h, GELU_TANH_COEFFICIENTS)
     dydh = np.square(h)
     dydh *= scalar(3 * GELU_TANH_CUBIC, h)
     dydh += 1
@@ -93,15 +93,6 @@ def gelu_tanh_forward(h):
     dydh *= 1 - phi
     dydh += phi
     return np.multiply(h, phi, out=phi), dydh
-
-
-def half_one_plus_tanh(h, coefficients):
-    """(1 + tanh(h Q(h^2))) / 2, Q's coefficients lowest first: the Phi of bert.tanh_gelu's x Phi(x)."""
-    phi = odd_polynomial(h, coefficients)
-    np.tanh(phi, out=phi)
-    phi += 1
-    phi *= scalar(0.5, h)
-    return phi
 
 
 def relu_forward(h):
