@@ -130,12 +130,12 @@ def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     return layer_norm(x, p["ln"], eps, out=x)
 
 
-SCORES_PER_BLOCK = 2 ** 17  # 128 Ki float32 scores = 512 KiB: they stay in L2 from Q K^T to the product with V
+SCORES_PER_BLOCK = 2 ** 18  # 256 Ki float32 scores = 1 MiB (L2 here): in cache from Q K^T to the product with V
 
 
 def attention(x, mask_bias, p, n_head, n_queries=None):  # x [B, L, H], mask_bias [B, 1, 1, L] or None -> [B, Lq, H]
     """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(D) + mask) V, a cache-sized block of
-    sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in L2 from Q K^T through
+    sequences, heads and query rows at a time: the block's scores [b, a, r, L] stay in cache from Q K^T through
     the softmax to the product with V. n_queries: only the first Lq = n_queries positions ask (the keys and
     values still come from all L positions), e.g. 1 for the [CLS] vector alone."""
     B, L, H = x.shape
