@@ -93,11 +93,12 @@ def dense(x, p):  # [..., n_in] -> [..., n_out]
 ELEMENTS_PER_BLOCK = 2 ** 17  # 512 KiB of float32: few calls (each costs ~1 us, and the GIL when threaded), and in L2
 
 
-def layer_norm(x, p, eps, out=None):  # over the last axis: [..., H] -> [..., H]
+def layer_norm(x, p, eps, out=None, residual=None):  # over the last axis: [..., H] -> [..., H]
     """Normalize each vector to zero mean and unit variance, then scale by g and shift by b; a cache-sized
-    block of rows at a time, so that each pass reads the block from L2 rather than from memory."""
+    block of rows at a time, so that each pass reads the block from L2 rather than from memory. residual:
+    normalize x + residual instead (a sublayer's "Add & Norm"), the sum made block by block too."""
     if out is not None and not out.flags.c_contiguous:
-        out[...] = layer_norm(x, p, eps)
+        out[...] = layer_norm(x, p, eps, residual=residual)
         return out
     H = x.shape[-1]
     y = np.empty(x.shape, dtype=np.float32) if out is None else out
@@ -105,6 +106,8 @@ def layer_norm(x, p, eps, out=None):  # over the last axis: [..., H] -> [..., H]
     n = max(1, ELEMENTS_PER_BLOCK // H)
     for i in range(0, len(rows), n):
         block, y_block = rows[i:i + n], y_rows[i:i + n]
+        if residual is not None:
+            block = np.add(block, residual.reshape(-1, H)[i:i + n], out=y_block)
         mean = block @ np.full(H, np.float32(1 / H))  # a matrix-vector product: faster than .mean()
         np.subtract(block, mean[:, None], out=y_block)
         var = np.einsum("ij,ij->i", y_block, y_block) / np.float32(H)  # the mean square, without a temporary
@@ -220,11 +223,8 @@ def encoder_layer(x, mask_bias, block, n_head, activation, eps, n_queries=None):
     for b in range(0, B, n_seqs):
         seqs = slice(b, b + n_seqs)
         y = attention(x[seqs], None if mask_bias is None else mask_bias[seqs], block["attn"], n_head, n_queries)
-        y += x[seqs, :y.shape[1]]
-        y = layer_norm(y, block["ln_1"], eps, out=y)
-        z = feed_forward(y, block["ffn"], activation)
-        z += y
-        layer_norm(z, block["ln_2"], eps, out=out[seqs])
+        y = layer_norm(y, block["ln_1"], eps, out=y, residual=x[seqs, :y.shape[1]])
+        layer_norm(feed_forward(y, block["ffn"], activation), block["ln_2"], eps, out=out[seqs], residual=y)
     return out
 
 

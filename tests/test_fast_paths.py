@@ -150,6 +150,28 @@ def test_layer_norm_over_many_blocks_and_into_a_strided_out(monkeypatch):
     assert np.abs(strided - expected).max() <= 2e-6
 
 
+def test_layer_norm_with_a_residual_is_add_and_norm(monkeypatch):
+    """layer_norm(x, residual=r) is layer_norm(x + r), bit for bit: over many blocks, in place (out=x), into a
+    strided out, and with a strided residual (the [CLS] rows of the layer's input, as cls_only gives it)."""
+    rng = np.random.default_rng(1)
+    H = 48
+    x, r = rng.standard_normal((2, 3, 100, H), dtype=np.float32) * 3
+    r_before = r.copy()
+    p = {"g": rng.random(H, dtype=np.float32), "b": rng.random(H, dtype=np.float32)}
+    monkeypatch.setattr(bert, "ELEMENTS_PER_BLOCK", 7 * H)
+    expected = bert.layer_norm(x + r, p, 1e-12)
+    y = x.copy()
+    assert bert.layer_norm(y, p, 1e-12, out=y, residual=r) is y
+    np.testing.assert_array_equal(y, expected)
+    strided = np.zeros((3, 100, 2 * H), dtype=np.float32)[..., ::2]
+    bert.layer_norm(x, p, 1e-12, out=strided, residual=r)
+    np.testing.assert_array_equal(strided, expected)
+    cls, cls_residual = x[:, :1], r[:, :1]
+    np.testing.assert_array_equal(bert.layer_norm(cls, p, 1e-12, residual=cls_residual),
+                                  bert.layer_norm(cls + cls_residual, p, 1e-12))
+    np.testing.assert_array_equal(r, r_before)
+
+
 def test_feed_forward_in_blocks_equals_the_formula(params, monkeypatch):
     x, _ = inputs()
     p = params["blocks"][0]["ffn"]
