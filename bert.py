@@ -103,11 +103,12 @@ def layer_norm(x, p, eps, out=None, residual=None):  # over the last axis: [...,
     H = x.shape[-1]
     y = np.empty(x.shape, dtype=np.float32) if out is None else out
     rows, y_rows = x.reshape(-1, H), y.reshape(-1, H)
+    residual_rows = None if residual is None else residual.reshape(-1, H)
     n = max(1, ELEMENTS_PER_BLOCK // H)
     for i in range(0, len(rows), n):
         block, y_block = rows[i:i + n], y_rows[i:i + n]
-        if residual is not None:
-            block = np.add(block, residual.reshape(-1, H)[i:i + n], out=y_block)
+        if residual_rows is not None:
+            block = np.add(block, residual_rows[i:i + n], out=y_block)
         mean = block @ np.full(H, np.float32(1 / H))  # a matrix-vector product: faster than .mean()
         np.subtract(block, mean[:, None], out=y_block)
         var = np.einsum("ij,ij->i", y_block, y_block) / np.float32(H)  # the mean square, without a temporary
@@ -128,8 +129,7 @@ def softmax(x, out=None):  # over the last axis
 
 def embeddings(input_ids, segment_ids, p, eps):  # [B, L] -> [B, L, H]
     """Token + position + segment (token type) embeddings, then layer norm."""
-    L = input_ids.shape[1]
-    x = p["word"][input_ids] + p["position"][:L] + p["token_type"][segment_ids]
+    x = p["word"][input_ids] + p["position"][:input_ids.shape[1]] + p["token_type"][segment_ids]  # positions 0..L-1
     return layer_norm(x, p["ln"], eps, out=x)
 
 
