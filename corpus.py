@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 import data
 from pipelines import embed_parts, embedding_settings, prompt_text
+from quantization import quantization_ranges, quantize_embeddings
 from runner import token_limit
 
 # a part of texts the local engine sorts by length into batches: at most 4096 texts and 1 MiB. The bigger the
@@ -37,22 +38,26 @@ INTEGER = r"^-?(0|[1-9][0-9]*)$"  # an id column of a text file whose values all
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """How texts become vectors; pooling, normalize, max_length and prompt (the text put before every text, ""
-    for none) are the effective values, never None."""
+    for none) are the effective values, never None. truncate_dim and precision are embed's; ranges: int8 /
+    uint8's (2, D) quantization ranges (see calibration_ranges)."""
     pooling: str
     normalize: bool
     max_length: int
     batch_size: int = 32
     prompt: str = ""
+    truncate_dim: int = None
+    precision: str = "float32"
+    ranges: tuple = None
 
 
 def model_settings(hparams, pooling=None, normalize=None, max_length=None, batch_size=32, prompt_name=None,
-                   prompt=None):
+                   prompt=None, truncate_dim=None, precision="float32"):
     """Settings with None filled in as embed fills it, by the model's own settings (pipelines.embedding_settings;
     neither prompt nor prompt_name: the folder's default prompt, if any), and max_length capped at the model's
     limit. A prompt_name the model does not have is a ValueError."""
     pooling, normalize, max_length, _ = embedding_settings(hparams, pooling, normalize, max_length)
     return Settings(pooling, bool(normalize), token_limit(hparams, max_length), batch_size,
-                    prompt_text(hparams, prompt_name, prompt))
+                    prompt_text(hparams, prompt_name, prompt), truncate_dim, precision)
 
 
 def config_sha256(hparams):
@@ -245,5 +250,25 @@ def embed_local(parts, model, settings, workers):
             yield part["text"].to_pylist()
     for features, n_tokens in embed_parts(texts(), tokenizer, params, hparams, settings.batch_size, settings.pooling,
                                           settings.normalize, settings.max_length, n_threads=workers,
-                                          prompt=settings.prompt):
+                                          prompt=settings.prompt, truncate_dim=settings.truncate_dim):
+        features = quantize_embeddings(features, settings.precision, settings.ranges)
         yield result_table(tables.popleft(), features, np.minimum(n_tokens, settings.max_length).astype(np.int32))
+
+
+def calibration_ranges(corpus, model, settings, n_rows, workers):
+    """int8 / uint8's quantization ranges, (2, D): each dimension's smallest and largest value among the float32
+    embeddings of the corpus's first n_rows non-empty texts, with these settings."""
+    def first_rows():
+        left = n_rows
+        for part in read_parts(corpus):
+            yield part.slice(0, left)
+            left -= min(left, part.num_rows)
+            if not left:
+                return
+    tables = embed_local(first_rows(), model, dataclasses.replace(settings, precision="float32"), workers)
+    features = np.concatenate([t["embedding"].combine_chunks().flatten().to_numpy().reshape(t.num_rows, -1)
+                               for t in tables])
+    if len(features) < 2:
+        raise ValueError(f"--precision {settings.precision} finds its ranges from two or more texts; the corpus "
+                         f"has {len(features)}: use --precision float32, binary or ubinary")
+    return tuple(map(tuple, quantization_ranges(features).tolist()))

@@ -3,15 +3,17 @@
     python embed_corpus.py reviews/*.csv --output vectors --model_name sentence-transformers/all-MiniLM-L6-v2 \\
         --pooling mean --normalize
     python embed_corpus.py corpus.parquet --output vectors --model_name M --engine ray --address auto
+    python embed_corpus.py corpus.parquet --output bits --model_name M --truncate_dim 256 --precision ubinary
 
 INPUT: .csv, .tsv, .jsonl (or JSON-lines .json) and .parquet files or globs, or a hub dataset (its train split).
 The output folder gets part-00000.parquet, ... (shard k = rows [k R, (k+1) R) of the inputs taken in the
 order given, R = --rows_per_shard), each with the id column (or `row`, the row number), `n_tokens` and
-`embedding` (fixed-size list of float32), and _manifest.json. pandas.read_parquet(DIR) reads it as one table.
-Run the same command again after a crash or Ctrl-C: complete shards are kept, the rest is computed. Rows with
-an empty text are left out and counted.
+`embedding` (fixed-size list of float32; of int8 / uint8 with --precision), and _manifest.json.
+pandas.read_parquet(DIR) reads it as one table. Run the same command again after a crash or Ctrl-C: complete
+shards are kept, the rest is computed. Rows with an empty text are left out and counted.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -21,7 +23,11 @@ import cli
 import corpus
 import shards
 from pipelines import POOLINGS, check_pooling, embedding_dimension
+from quantization import PRECISIONS
 from utils import __version__, load_tokenizer_hparams_and_params
+
+
+CALIBRATION_ROWS = 1000  # int8 / uint8: the texts whose embeddings set each dimension's range, by default
 
 
 def parse_args(argv):
@@ -43,6 +49,14 @@ def parse_args(argv):
                                                           "none (default: the model's default prompt, if any)")
     prompts.add_argument("--prompt_name", metavar="NAME", help="one of the model's prompts, by name "
                                                                "(config_sentence_transformers.json)")
+    parser.add_argument("--truncate_dim", type=int, metavar="N", help="keep each embedding's first N values "
+                                                                       "(Matryoshka models; default: all)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="store the embeddings quantized, as sentence-transformers' quantize_embeddings: int8 / "
+                             "uint8 (a byte a value, each dimension's range from the first --calibration_rows texts), "
+                             "binary / ubinary (a bit a value, packed) (default: %(default)s)")
+    parser.add_argument("--calibration_rows", type=int, metavar="N",
+                        help=f"int8 / uint8: the ranges come from the first N texts (default: {CALIBRATION_ROWS})")
     parser.add_argument("--batch_size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: threads on this machine; ray: a pool of Ray actors (default: %(default)s)")
@@ -51,10 +65,17 @@ def parse_args(argv):
     parser.add_argument("--rows_per_shard", type=int, default=10_000, help="input rows per shard (default: 10000)")
     parser.add_argument("--max_shards", type=int, help="stop after writing this many shards (run again to go on)")
     args = parser.parse_intermixed_args(argv)  # INPUTs may come before and after the options
-    for name in ("max_length", "batch_size", "workers", "rows_per_shard", "max_shards"):
+    for name in ("max_length", "truncate_dim", "batch_size", "workers", "rows_per_shard", "max_shards"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be at least 1, got {value}")
+    if args.calibration_rows is not None and args.precision not in ("int8", "uint8"):
+        parser.error("--calibration_rows is for --precision int8 or uint8")
+    if args.precision in ("int8", "uint8"):
+        args.calibration_rows = CALIBRATION_ROWS if args.calibration_rows is None else args.calibration_rows
+        if args.calibration_rows < 2:
+            parser.error(f"--calibration_rows must be at least 2 (a range needs two values), got "
+                         f"{args.calibration_rows}")
     if args.address and args.engine != "ray":
         parser.error("--address is for --engine ray")
     return args
@@ -76,9 +97,11 @@ def load_engine(name):
 def make_manifest(args, names, params, hparams, settings):
     """The manifest's settings part: what a resumed run must share with the first."""
     model = os.path.realpath(args.model_name) if os.path.isdir(args.model_name) else args.model_name
-    return {"model": model, "config_sha256": corpus.config_sha256(hparams), "dimension": embedding_dimension(params),
+    return {"model": model, "config_sha256": corpus.config_sha256(hparams),
+            "dimension": embedding_dimension(params, args.truncate_dim),
             "pooling": settings.pooling, "normalize": settings.normalize, "max_length": settings.max_length,
-            "prompt": settings.prompt, "text_column": args.text_column, "id_column": args.id_column,
+            "prompt": settings.prompt, "truncate_dim": args.truncate_dim, "precision": args.precision,
+            "calibration_rows": args.calibration_rows, "text_column": args.text_column, "id_column": args.id_column,
             "rows_per_shard": args.rows_per_shard, "inputs": [corpus.describe(name) for name in names],
             "numpy_bert_version": __version__}
 
@@ -91,7 +114,7 @@ def run(args):
     model = load_tokenizer_hparams_and_params(args.model_name, args.models_dir)
     hparams = model[1]
     settings = corpus.model_settings(hparams, args.pooling, args.normalize, args.max_length, args.batch_size,
-                                     args.prompt_name, args.prompt)
+                                     args.prompt_name, args.prompt, args.truncate_dim, args.precision)
     check_pooling(settings.pooling, model[2])
     manifest = make_manifest(args, names, model[2], hparams, settings)
     shards.check_folder(args.output, manifest)  # a mismatch is refused before the inputs are read
@@ -99,6 +122,10 @@ def run(args):
     expected = found.expected_rows
     manifest.update(key=found.key, key_type=str(found.key_type), rows=found.rows,
                     rows_skipped=int(found.empty_per_shard.sum()), shards=len(expected))
+    if args.calibration_rows:
+        ranges = run_ranges(args, found, model, settings)
+        settings = dataclasses.replace(settings, ranges=ranges)
+        manifest.update(ranges=ranges)
     with shards.OutputFolder(args.output, manifest, expected, found.key_type) as output:
         done_before = len(output.done)
         with tqdm(total=int(expected.sum()), initial=int(expected[output.done].sum()), unit="row",
@@ -114,6 +141,14 @@ def run(args):
             else:
                 assembler.finish()
     report(args, found, output, done_before)
+
+
+def run_ranges(args, found, model, settings):
+    """int8 / uint8's ranges: those of the run this one resumes, else from the first --calibration_rows texts."""
+    previous = shards.previous_manifest(args.output) or {}
+    if "ranges" in previous:
+        return tuple(map(tuple, previous["ranges"]))
+    return corpus.calibration_ranges(found, model, settings, args.calibration_rows, args.workers or os.cpu_count() or 1)
 
 
 def embeddings(engine, args, found, done, model, settings):

@@ -28,6 +28,13 @@ def check_precision(precision):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
+def quantized_shape(precision, dimension):
+    """(dtype, values per row) of dimension-long embeddings quantized to precision."""
+    check_precision(precision)
+    dtype = np.dtype({"float32": np.float32, "int8": np.int8, "binary": np.int8}.get(precision, np.uint8))
+    return dtype, -(-dimension // 8) if precision.endswith("binary") else dimension
+
+
 def quantize_embeddings(embeddings, precision, ranges=None, calibration_embeddings=None):
     """(N, D) float embeddings -> (N, D) int8 / uint8, (N, ceil(D / 8)) int8 / uint8 for binary / ubinary, or
     float32: sentence-transformers' quantize_embeddings, value for value (see the module's docstring)."""

@@ -4,9 +4,10 @@
     DIR/_manifest.json                                 the settings, the inputs, the counts
 
 Every shard has the columns key (the id column, or `row`), `n_tokens` (int32) and `embedding`
-(fixed-size list of float32). A shard is written under a hidden temporary name (a leading "."), flushed and
-renamed when complete, so the folder reads as one table (pandas.read_parquet(DIR), pyarrow.dataset) at any
-moment, and a killed run leaves complete shards only. A folder lock keeps two runs from writing into it at once.
+(fixed-size list of float32, or of int8 / uint8 when quantized). A shard is written under a hidden temporary
+name (a leading "."), flushed and renamed when complete, so the folder reads as one table
+(pandas.read_parquet(DIR), pyarrow.dataset) at any moment, and a killed run leaves complete shards only. A
+folder lock keeps two runs from writing into it at once.
 """
 import contextlib
 import fcntl
@@ -18,24 +19,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from quantization import quantized_shape
+
 MANIFEST = "_manifest.json"
 TEMPORARY = ".tmp"  # hidden temporary files: "." + final name + TEMPORARY
-SETTINGS = ("model", "config_sha256", "dimension", "pooling", "normalize", "max_length", "prompt", "text_column",
-            "id_column", "rows_per_shard", "inputs")  # what a resumed run must share with the first
+SETTINGS = ("model", "config_sha256", "truncate_dim", "dimension", "pooling", "normalize", "max_length", "prompt",
+            "precision", "calibration_rows", "text_column", "id_column", "rows_per_shard", "inputs")  # what a
+# resumed run must share with the first; a manifest written before a setting existed had its value here
+EARLIER = {"prompt": "", "truncate_dim": None, "precision": "float32", "calibration_rows": None}
 
 
 def shard_name(shard, n_shards):
     return f"part-{shard:0{max(5, len(str(n_shards - 1)))}d}.parquet"
 
 
-def schema(key, key_type, dimension):
-    return pa.schema([(key, key_type), ("n_tokens", pa.int32()), ("embedding", pa.list_(pa.float32(), dimension))])
+def schema(key, key_type, dimension, precision):
+    """The shards' columns: the embeddings are fixed-size lists of float32, or of the quantized values."""
+    dtype, width = quantized_shape(precision, dimension)
+    return pa.schema([(key, key_type), ("n_tokens", pa.int32()),
+                      ("embedding", pa.list_(pa.from_numpy_dtype(dtype), width))])
 
 
 def settings_difference(old, new):
     """None when the manifests' settings agree, else a short description of the first difference."""
     for name in SETTINGS:
-        if old.get(name) == new[name]:
+        if old.get(name, EARLIER.get(name)) == new[name]:
             continue
         if name != "inputs":
             return f"{name} was {old.get(name)!r}, now {new[name]!r}"
@@ -56,7 +64,7 @@ class OutputFolder:
 
     def __init__(self, folder, manifest, expected_rows, key_type):
         self.folder, self.manifest, self.expected = os.fspath(folder), manifest, np.asarray(expected_rows)
-        self.schema = schema(manifest["key"], key_type, manifest["dimension"])
+        self.schema = schema(manifest["key"], key_type, manifest["dimension"], manifest["precision"])
         self._lock = None
 
     def __enter__(self):
@@ -104,7 +112,8 @@ class OutputFolder:
         """Write one complete shard (its rows in order) under a temporary name, then rename it into place."""
         assert table.num_rows == self.expected[shard], (shard, table.num_rows, self.expected[shard])
         path = os.path.join(self.folder, shard_name(shard, len(self.expected)))
-        _write_atomically(path, lambda f: pq.write_table(table.cast(self.schema), f, use_dictionary=False))
+        _write_atomically(path, lambda f: pq.write_table(table.cast(self.schema), f, use_dictionary=False,
+                                                        compression="zstd"))
         self.done.append(shard)
         self.manifest["shards_written"] += 1
         self.manifest["rows_written"] += table.num_rows
@@ -122,19 +131,26 @@ def check_folder(folder, manifest):
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--output {folder} is a file: give a folder (it is created if needed)")
-    path = os.path.join(folder, MANIFEST)
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                old = json.load(f)
-        except ValueError:
-            raise ValueError(f"{path} is not a manifest (not JSON): choose another --output folder") from None
+    old = previous_manifest(folder)
+    if old is not None:
         difference = settings_difference(old, manifest)
         if difference:
             raise ValueError(f"{folder} holds a run with other settings ({difference}): use another --output "
                              f"folder, or delete {folder} to start over")
     elif os.path.isdir(folder) and any(not e.name.startswith(".") for e in os.scandir(folder)):
         raise ValueError(f"--output {folder} is not empty and has no {MANIFEST}: choose a new or empty folder")
+
+
+def previous_manifest(folder):
+    """The manifest of the run that wrote into folder, or None."""
+    path = os.path.join(os.fspath(folder), MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError:
+        raise ValueError(f"{path} is not a manifest (not JSON): choose another --output folder") from None
 
 
 def _write_atomically(path, write):

@@ -1,6 +1,5 @@
 """embed_corpus.py end to end on real movie reviews: the Parquet folder it writes, resuming, refusing to mix
 settings, bad inputs, and the Ray engine on a local Ray instance."""
-import csv
 import fcntl
 import json
 import os
@@ -13,30 +12,18 @@ import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset
 import pyarrow.parquet as pq
 import pytest
 
-import embed_corpus
 import task_models
-from conftest import GOLDEN_DIR, ROOT, review_sample
-from pipelines import embed, embedding_settings
-from runner import token_limit
+from conftest import GOLDEN_DIR, ROOT
+from corpus_runs import TINY, embeddings, expected_embeddings, read_folder, read_reviews, run
 from scripts import interruptible
-from utils import load_tokenizer_hparams_and_params
-
-TINY = os.path.join(GOLDEN_DIR, "tiny-gelu")
-
 
 @pytest.fixture(autouse=True)
 def datasets_cache(tmp_path, monkeypatch):
     """datasets' cache for local data files and dataset folders, per test."""
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
-
-
-def read_reviews(name, n):
-    with open(review_sample(name), encoding="utf-8", newline="") as f:
-        return [r["text"] for r in csv.DictReader(f)][:n]
 
 
 @pytest.fixture(scope="module")
@@ -50,32 +37,6 @@ def long_reviews(tmp_path_factory):
     path = tmp_path_factory.mktemp("imdb") / "imdb.csv"
     pd.DataFrame({"text": read_reviews("imdb_sample.csv", 300)}).to_csv(path, index=False)
     return str(path)
-
-
-def run(*args):
-    """embed_corpus in this process: (exit code, stderr lines)."""
-    try:
-        embed_corpus.main(list(map(str, args)))
-    except SystemExit as exit:
-        return exit.code, [exit.code] if isinstance(exit.code, str) else []
-    return 0, []
-
-
-def read_folder(folder):
-    return pyarrow.dataset.dataset(folder, format="parquet").to_table()
-
-
-def embeddings(table):
-    return np.stack(table["embedding"].to_numpy(zero_copy_only=False))
-
-
-def expected_embeddings(model_dir, texts, pooling, normalize, max_length=None, **prompt):
-    """embed's features and token counts (as fed to the model) with these settings (None: the model's own) and
-    embed's prompt or prompt_name, if given."""
-    tokenizer, hparams, params = load_tokenizer_hparams_and_params(model_dir)
-    features, n_tokens = embed(texts, tokenizer, params, hparams, pooling=pooling, normalize=normalize,
-                               max_length=max_length, progress=False, return_n_tokens=True, **prompt)
-    return features, np.minimum(n_tokens, token_limit(hparams, embedding_settings(hparams, max_length=max_length)[2]))
 
 
 def test_real_model_on_real_sentences_keeps_ids_and_order(tmp_path, sentences, minilm, capsys):
@@ -182,6 +143,8 @@ def test_interrupted_run_leaves_complete_shards_and_resumes(tmp_path, long_revie
     (["--normalize"], "normalize was False, now True"),
     (["--max_length", 32], "max_length was 64, now 32"),
     (["--prompt", "Summary: "], "prompt was '', now 'Summary: '"),
+    (["--truncate_dim", 16], "truncate_dim was None, now 16"),
+    (["--precision", "ubinary"], "precision was 'float32', now 'ubinary'"),
     (["--rows_per_shard", 50], "rows_per_shard was 100, now 50"),
     (["--text_column", "other"], "text_column was 'text', now 'other'"),
     (["--model_name", os.path.join(GOLDEN_DIR, "tiny-gelu-new")], "model was"),
