@@ -148,16 +148,19 @@ def run_ranges(args, found, model, settings):
     previous = shards.previous_manifest(args.output) or {}
     if "ranges" in previous:
         return tuple(map(tuple, previous["ranges"]))
-    return corpus.calibration_ranges(found, model, settings, args.calibration_rows, args.workers or os.cpu_count() or 1)
+    return corpus.calibration_ranges(found, model, settings, args.calibration_rows, local_workers(args))
+
+
+def local_workers(args):
+    return args.workers or os.cpu_count() or 1
 
 
 def embeddings(engine, args, found, done, model, settings):
     """Result tables for the pending shards, from the chosen engine."""
-    workers = args.workers
     if engine is corpus.embed_local:
-        return engine(corpus.read_parts(found, set(done)), model, settings, workers or os.cpu_count() or 1)
+        return engine(corpus.read_parts(found, set(done)), model, settings, local_workers(args))
     engine.connect(args.address)
-    return engine.embed_ray(found, set(done), model, settings, workers or int(engine.cluster_cpus()))
+    return engine.embed_ray(found, set(done), model, settings, args.workers or int(engine.cluster_cpus()))
 
 
 def report(args, found, output, done_before):

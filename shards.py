@@ -23,9 +23,10 @@ from quantization import quantized_shape
 
 MANIFEST = "_manifest.json"
 TEMPORARY = ".tmp"  # hidden temporary files: "." + final name + TEMPORARY
+# what a resumed run must share with the first
 SETTINGS = ("model", "config_sha256", "truncate_dim", "dimension", "pooling", "normalize", "max_length", "prompt",
-            "precision", "calibration_rows", "text_column", "id_column", "rows_per_shard", "inputs")  # what a
-# resumed run must share with the first; a manifest written before a setting existed had its value here
+            "precision", "calibration_rows", "text_column", "id_column", "rows_per_shard", "inputs")
+# what a run whose manifest was written before these settings existed had
 EARLIER = {"prompt": "", "truncate_dim": None, "precision": "float32", "calibration_rows": None}
 
 
