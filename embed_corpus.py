@@ -152,7 +152,9 @@ def run_ranges(args, found, model, settings):
 
 
 def local_workers(args):
-    return args.workers or os.cpu_count() or 1
+    """Threads on this machine: --workers for the local engine (default: one per CPU); the Ray engine's --workers
+    count actors, so its local work (int8 / uint8 calibration) takes one per CPU."""
+    return (args.workers if args.engine == "local" else None) or os.cpu_count() or 1
 
 
 def embeddings(engine, args, found, done, model, settings):
