@@ -69,9 +69,10 @@ def parse_args(argv):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be at least 1, got {value}")
-    if args.calibration_rows is not None and args.precision not in ("int8", "uint8"):
+    ranged = args.precision in ("int8", "uint8")
+    if args.calibration_rows is not None and not ranged:
         parser.error("--calibration_rows is for --precision int8 or uint8")
-    if args.precision in ("int8", "uint8"):
+    if ranged:
         args.calibration_rows = CALIBRATION_ROWS if args.calibration_rows is None else args.calibration_rows
         if args.calibration_rows < 2:
             parser.error(f"--calibration_rows must be at least 2 (a range needs two values), got "
@@ -117,13 +118,13 @@ def run(args):
                                      args.prompt_name, args.prompt, args.truncate_dim, args.precision)
     check_pooling(settings.pooling, model[2])
     manifest = make_manifest(args, names, model[2], hparams, settings)
-    shards.check_folder(args.output, manifest)  # a mismatch is refused before the inputs are read
+    previous = shards.check_folder(args.output, manifest) or {}  # a mismatch is refused before the inputs are read
     found = corpus.scan(names, args.text_column, args.id_column, args.rows_per_shard)
     expected = found.expected_rows
     manifest.update(key=found.key, key_type=str(found.key_type), rows=found.rows,
                     rows_skipped=int(found.empty_per_shard.sum()), shards=len(expected))
     if args.calibration_rows:
-        ranges = run_ranges(args, found, model, settings)
+        ranges = run_ranges(args, previous, found, model, settings)
         settings = dataclasses.replace(settings, ranges=ranges)
         manifest.update(ranges=ranges)
     with shards.OutputFolder(args.output, manifest, expected, found.key_type) as output:
@@ -143,9 +144,9 @@ def run(args):
     report(args, found, output, done_before)
 
 
-def run_ranges(args, found, model, settings):
-    """int8 / uint8's ranges: those of the run this one resumes, else from the first --calibration_rows texts."""
-    previous = shards.previous_manifest(args.output) or {}
+def run_ranges(args, previous, found, model, settings):
+    """int8 / uint8's ranges: those of the run this one resumes (previous: its manifest), else from the first
+    --calibration_rows texts."""
     if "ranges" in previous:
         return tuple(map(tuple, previous["ranges"]))
     return corpus.calibration_ranges(found, model, settings, args.calibration_rows, local_workers(args))

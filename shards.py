@@ -127,31 +127,26 @@ class OutputFolder:
 
 
 def check_folder(folder, manifest):
-    """Raise ValueError when `folder` cannot take this run: a file, a folder of other things, or the shards of
-    a run with other settings."""
+    """The manifest of the run that wrote into folder (None if none did); a ValueError when `folder` cannot take
+    this run: a file, a folder of other things, or the shards of a run with other settings."""
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--output {folder} is a file: give a folder (it is created if needed)")
-    old = previous_manifest(folder)
-    if old is not None:
-        difference = settings_difference(old, manifest)
-        if difference:
-            raise ValueError(f"{folder} holds a run with other settings ({difference}): use another --output "
-                             f"folder, or delete {folder} to start over")
-    elif os.path.isdir(folder) and any(not e.name.startswith(".") for e in os.scandir(folder)):
-        raise ValueError(f"--output {folder} is not empty and has no {MANIFEST}: choose a new or empty folder")
-
-
-def previous_manifest(folder):
-    """The manifest of the run that wrote into folder, or None."""
-    path = os.path.join(os.fspath(folder), MANIFEST)
+    path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
+        if os.path.isdir(folder) and any(not e.name.startswith(".") for e in os.scandir(folder)):
+            raise ValueError(f"--output {folder} is not empty and has no {MANIFEST}: choose a new or empty folder")
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            old = json.load(f)
     except ValueError:
         raise ValueError(f"{path} is not a manifest (not JSON): choose another --output folder") from None
+    difference = settings_difference(old, manifest)
+    if difference:
+        raise ValueError(f"{folder} holds a run with other settings ({difference}): use another --output "
+                         f"folder, or delete {folder} to start over")
+    return old
 
 
 def _write_atomically(path, write):

@@ -1,5 +1,6 @@
 """Running embed_corpus.py in the test process, and reading what it wrote (test_embed_corpus*.py)."""
 import csv
+import json
 import os
 
 import numpy as np
@@ -26,6 +27,10 @@ def run(*args):
     except SystemExit as exit:
         return exit.code, [exit.code] if isinstance(exit.code, str) else []
     return 0, []
+
+
+def read_manifest(folder):
+    return json.loads((folder / "_manifest.json").read_text())
 
 
 def read_folder(folder):

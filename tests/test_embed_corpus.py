@@ -17,7 +17,7 @@ import pytest
 
 import task_models
 from conftest import GOLDEN_DIR, ROOT
-from corpus_runs import TINY, embeddings, expected_embeddings, read_folder, read_reviews, run
+from corpus_runs import TINY, embeddings, expected_embeddings, read_folder, read_manifest, read_reviews, run
 from scripts import interruptible
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def test_real_model_on_real_sentences_keeps_ids_and_order(tmp_path, sentences, m
     assert np.abs(embeddings(table) - features).max() < 1e-5
     assert table["n_tokens"].to_pylist() == n_tokens.tolist()
     assert pd.read_parquet(out).shape == (120, 3)
-    manifest = json.loads((out / "_manifest.json").read_text())
+    manifest = read_manifest(out)
     assert manifest["inputs"][0]["name"] == str(tmp_path / "a.csv") and manifest["inputs"][0]["bytes"] > 0
     assert {k: manifest[k] for k in ("pooling", "normalize", "max_length", "dimension", "rows", "rows_skipped",
                                      "rows_written", "shards", "complete", "key", "rows_per_shard")} == {
@@ -94,7 +94,7 @@ def test_a_dataset_folder_read_by_datasets(tmp_path, sentences):
     table = read_folder(tmp_path / "out")
     assert table["n"].to_pylist() == list(range(40))
     assert np.abs(embeddings(table) - expected_embeddings(TINY, sentences[:40], "pooler", False)[0]).max() < 1e-5
-    inputs = json.loads((tmp_path / "out" / "_manifest.json").read_text())["inputs"]
+    inputs = read_manifest(tmp_path / "out")["inputs"]
     assert inputs[0]["name"] == str(tmp_path / "reviews") and len(inputs[0]["fingerprint"]) == 16
 
 
@@ -103,7 +103,7 @@ def test_resume_after_max_shards_gives_the_rows_of_an_uninterrupted_run(tmp_path
     assert run(*args, "--output", tmp_path / "whole")[0] == 0
     assert run(*args, "--output", tmp_path / "part", "--max_shards", 2)[0] == 0
     assert sorted(os.listdir(tmp_path / "part")) == ["_manifest.json", "part-00000.parquet", "part-00001.parquet"]
-    manifest = json.loads((tmp_path / "part" / "_manifest.json").read_text())
+    manifest = read_manifest(tmp_path / "part")
     assert (manifest["shards_written"], manifest["rows_written"], manifest["complete"]) == (2, 100, False)
     assert "note: stopped early: run the same command again to finish" in capsys.readouterr().err
     kept = os.stat(tmp_path / "part" / "part-00000.parquet").st_mtime_ns
@@ -111,7 +111,7 @@ def test_resume_after_max_shards_gives_the_rows_of_an_uninterrupted_run(tmp_path
     assert "6 of 6 shards, 300 rows (4 shards written now, 2 kept from before)" in capsys.readouterr().err
     assert os.stat(tmp_path / "part" / "part-00000.parquet").st_mtime_ns == kept  # not recomputed
     assert read_folder(tmp_path / "part").equals(read_folder(tmp_path / "whole"))
-    assert json.loads((tmp_path / "part" / "_manifest.json").read_text())["complete"]
+    assert read_manifest(tmp_path / "part")["complete"]
 
 
 def test_interrupted_run_leaves_complete_shards_and_resumes(tmp_path, long_reviews):
@@ -195,7 +195,7 @@ def test_prompts_are_embeds_and_recorded(tmp_path, sentences, prompted, model, o
     features, n_tokens = expected_embeddings(prompted[model], sentences[:20], None, None, **prompt)
     assert np.abs(embeddings(table) - features).max() <= 1e-6
     assert table["n_tokens"].to_pylist() == n_tokens.tolist()  # the prompt's tokens included, as embed counts
-    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["prompt"] == text
+    assert read_manifest(tmp_path / "out")["prompt"] == text
     unprompted, _ = expected_embeddings(prompted[model], sentences[:20], None, None, prompt="")
     assert (np.abs(features - unprompted).max() > 1e-3) == bool(text)
 
@@ -207,7 +207,7 @@ def test_a_model_with_dense_modules_gives_their_size(tmp_path, sentences):
     assert run(tmp_path / "a.csv", "--output", tmp_path / "out", "--model_name", folder)[0] == 0
     features, _ = expected_embeddings(folder, sentences[:10], None, None)
     assert features.shape == (10, 16) and np.abs(embeddings(read_folder(tmp_path / "out")) - features).max() <= 1e-6
-    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["dimension"] == 16
+    assert read_manifest(tmp_path / "out")["dimension"] == 16
 
 
 def test_a_resumed_run_needs_the_same_prompt_text(tmp_path, sentences, prompted):

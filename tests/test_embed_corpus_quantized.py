@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from corpus_runs import TINY, embeddings, expected_embeddings, read_folder, read_reviews, run
+from corpus_runs import TINY, embeddings, expected_embeddings, read_folder, read_manifest, read_reviews, run
 from quantization import quantization_ranges, quantize_embeddings
 
 
@@ -19,10 +19,6 @@ def reviews(tmp_path_factory):
     path = tmp_path_factory.mktemp("rt") / "rt.csv"
     pd.DataFrame({"text": texts}).to_csv(path, index=False)
     return path, texts
-
-
-def manifest(folder):
-    return json.loads((folder / "_manifest.json").read_text())
 
 
 @pytest.mark.parametrize("precision, dtype, width", [
@@ -42,7 +38,7 @@ def test_cut_and_quantized_shards_are_embeds_rows(tmp_path, reviews, precision, 
     first, _ = expected_embeddings(TINY, texts[:50], "mean", True, truncate_dim=36)  # embedded on their own
     ranges = quantization_ranges(first) if calibration else None
     assert np.array_equal(embeddings(table), quantize_embeddings(features, precision, ranges))
-    written = manifest(tmp_path / "out")
+    written = read_manifest(tmp_path / "out")
     assert {k: written[k] for k in ("dimension", "truncate_dim", "precision", "calibration_rows")} == {
         "dimension": 36, "truncate_dim": 36, "precision": precision, "calibration_rows": 50 if calibration else None}
     assert written.get("ranges") == (None if ranges is None else ranges.tolist())
@@ -60,22 +56,22 @@ def test_a_resumed_int8_run_keeps_the_ranges_it_started_with(tmp_path, reviews):
     assert run(*args, "--output", tmp_path / "whole")[0] == 0
     whole = embeddings(read_folder(tmp_path / "whole"))
     assert np.array_equal(whole, quantize_embeddings(features, "int8", quantization_ranges(features)))
-    assert manifest(tmp_path / "whole")["calibration_rows"] == 1000
-    assert manifest(tmp_path / "whole")["ranges"] == quantization_ranges(features).tolist()
+    assert read_manifest(tmp_path / "whole")["calibration_rows"] == 1000
+    assert read_manifest(tmp_path / "whole")["ranges"] == quantization_ranges(features).tolist()
 
     assert run(*args, "--output", tmp_path / "out", "--max_shards", 1)[0] == 0
     assert run(*args, "--output", tmp_path / "out")[0] == 0
     assert read_folder(tmp_path / "out").equals(read_folder(tmp_path / "whole"))
 
     assert run(*args, "--output", tmp_path / "wide", "--max_shards", 1)[0] == 0
-    written = manifest(tmp_path / "wide")
+    written = read_manifest(tmp_path / "wide")
     wide_ranges = 2 * np.array(written["ranges"], dtype=np.float32)
     (tmp_path / "wide" / "_manifest.json").write_text(json.dumps({**written, "ranges": wide_ranges.tolist()}))
     assert run(*args, "--output", tmp_path / "wide")[0] == 0
     wide = embeddings(read_folder(tmp_path / "wide"))
     assert np.array_equal(wide[:64], whole[:64])
     assert np.array_equal(wide[64:], quantize_embeddings(features[64:], "int8", wide_ranges))
-    assert manifest(tmp_path / "wide")["ranges"] == wide_ranges.tolist()
+    assert read_manifest(tmp_path / "wide")["ranges"] == wide_ranges.tolist()
 
 
 def test_a_run_from_before_these_options_resumes(tmp_path, reviews):
@@ -83,7 +79,7 @@ def test_a_run_from_before_these_options_resumes(tmp_path, reviews):
     path, _ = reviews
     args = [path, "--output", tmp_path / "out", "--model_name", TINY, "--rows_per_shard", 64]
     assert run(*args, "--max_shards", 1)[0] == 0
-    written = manifest(tmp_path / "out")
+    written = read_manifest(tmp_path / "out")
     for name in ("prompt", "truncate_dim", "precision", "calibration_rows"):
         del written[name]
     (tmp_path / "out" / "_manifest.json").write_text(json.dumps(written))
